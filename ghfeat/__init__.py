@@ -1,0 +1,41 @@
+"""ghfeat: GH-Feat (Generative Hierarchical Features, CVPR 2021) in PyTorch.
+
+    import ghfeat
+    enc = ghfeat.create_encoder("mnist32", pretrained=True)
+    feats = ghfeat.extract(images, levels=[5, 9], model=enc)   # {5: [N, d5], 9: [N, d9]}
+
+Importing ghfeat is cheap: submodules load on first use, and nothing touches the network.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it
+_EXPORTS = {
+    "register_model": "._registry", "list_models": "._registry", "get_entry": "._registry",
+    "create_generator": "._registry", "create_discriminator": "._registry",
+    "create_encoder": "._registry",
+    "save_model": "._io", "load_model": "._io",
+    "StyleGANGenerator": ".models", "StyleGANDiscriminator": ".models",
+    "MappingNetwork": ".models", "SynthesisNetwork": ".models",
+    "GHFeatEncoder": ".models",
+    "PretrainedCfg": ".pretrained",
+    "extract": ".api", "reconstruct": ".api", "style_mix": ".api", "load_images": ".api",
+    "level_dims": ".api",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ghfeat' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

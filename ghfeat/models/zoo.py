@@ -1,0 +1,42 @@
+"""Registered generator and discriminator configurations (encoders: ``encoder_zoo.py``).
+
+A configuration is data: a name, a one-line purpose and the constructor arguments. Pretrained
+weights for an entry are described in ``ghfeat/pretrained.py``.
+"""
+from __future__ import annotations
+
+from .._registry import register_model
+from .discriminator import StyleGANDiscriminator
+from .generator import StyleGANGenerator
+
+# name -> (description, constructor arguments shared by G and D)
+GAN_CONFIGS = {
+    "stylegan-256": ("StyleGAN v1, official FFHQ/LSUN 256x256 config (14 layers, 512-d z/w); random init",
+                     dict(resolution=256)),
+    "stylegan-ffhq256": ("StyleGAN v1 trained on FFHQ faces at 256x256 (official weights, via `ghfeat convert`)",
+                         dict(resolution=256)),
+    "stylegan-tower256": ("StyleGAN v1 trained on LSUN church/tower at 256x256 (official weights)",
+                          dict(resolution=256)),
+    "stylegan-bedroom256": ("StyleGAN v1 trained on LSUN bedrooms at 256x256 (official weights)",
+                            dict(resolution=256)),
+    "stylegan-mnist32": ("StyleGAN v1 for 32x32 MNIST-like data (8 layers, 128 channels, 256-d z/w)",
+                         dict(resolution=32, fmap_base=2048, fmap_max=128, z_dim=256, w_dim=256)),
+    "stylegan-tiny32": ("Tiny 32x32 StyleGAN v1 for tests and smoke runs (8 layers, 32 channels)",
+                        dict(resolution=32, fmap_base=256, fmap_max=32, z_dim=32, w_dim=32, mapping_layers=2)),
+}
+
+_G_ONLY = {"z_dim", "w_dim", "mapping_layers", "mapping_lr_mul"}
+
+
+def _register(name: str, description: str, config: dict) -> None:
+    @register_model("generator", name, description)
+    def _g(**overrides):
+        return StyleGANGenerator(**{**config, **overrides})
+
+    @register_model("discriminator", name, description.replace("StyleGAN v1", "StyleGAN v1 discriminator", 1))
+    def _d(**overrides):
+        return StyleGANDiscriminator(**{**{k: v for k, v in config.items() if k not in _G_ONLY}, **overrides})
+
+
+for _name, (_desc, _cfg) in GAN_CONFIGS.items():
+    _register(_name, _desc, _cfg)
