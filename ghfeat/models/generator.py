@@ -24,7 +24,11 @@ RESOLUTIONS = (8, 16, 32, 64, 128, 256, 512, 1024)
 def num_features(stage: int, fmap_base: int, fmap_max: int, fmap_decay: float = 1.0) -> int:
     """Official channel rule ``nf(stage) = min(fmap_base / 2**(stage * decay), fmap_max)``;
     resolution ``2**r`` uses ``nf(r - 1)``."""
-    return min(int(fmap_base / (2.0 ** (stage * fmap_decay))), fmap_max)
+    n = min(int(fmap_base / (2.0 ** (stage * fmap_decay))), fmap_max)
+    if n < 1:
+        raise ValueError(f"fmap_base={fmap_base} leaves no channels at stage {stage}; raise fmap_base "
+                         f"(at least 2**{stage})")
+    return n
 
 
 def check_resolution(resolution: int) -> int:
