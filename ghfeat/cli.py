@@ -1,0 +1,133 @@
+"""Command line: ``ghfeat <command>`` (or ``python -m ghfeat <command>``).
+
+    ghfeat demo [--out DIR]                 features + reconstruction/style-mixing grids on bundled digits
+    ghfeat list [PATTERN]                   registered models and what they are for
+    ghfeat extract IMAGES... --levels 5 9   features of image files -> .npz
+    ghfeat convert FILE [--name N]          official TF pickle / genforce .pth -> safetensors
+    ghfeat train encoder|generator ...      train (works under torchrun too)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _bundled_digits():
+    """The ten bundled MNIST test digits (one per class, 0..9) as ``[10, 3, 32, 32]`` in [-1, 1]."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    strip = np.asarray(Image.open(Path(__file__).parent / "assets" / "mnist_test_digits.png").convert("L"))
+    x = torch.from_numpy(strip.copy()).float().div(127.5).sub(1.0)      # [32, 320]
+    return x.view(32, 10, 32).permute(1, 0, 2)[:, None].repeat(1, 3, 1, 1).contiguous()
+
+
+def _default_models(random_weights: bool):
+    """The embedded default (mnist32 encoder + generator); random weights only when asked."""
+    import ghfeat
+
+    if random_weights:
+        print("!! --random-weights: the encoder and generator are RANDOMLY INITIALISED; features and "
+              "images below are meaningless (this only exercises the pipeline).", flush=True)
+        return ghfeat.create_encoder("mnist32"), ghfeat.create_generator("stylegan-mnist32")
+    from .pretrained import WeightsError
+    try:
+        return (ghfeat.create_encoder("mnist32", pretrained=True),
+                ghfeat.create_generator("stylegan-mnist32", pretrained=True))
+    except WeightsError as exc:
+        raise SystemExit(f"{exc}\n\nThe embedded mnist32 weights are not available in this install. "
+                         "Run `ghfeat demo --random-weights` to exercise the pipeline on random weights.")
+
+
+def cmd_demo(args) -> int:
+    import torch
+
+    import ghfeat
+    from .api import save_grid
+
+    torch.manual_seed(0)
+    enc, gen = _default_models(args.random_weights)
+    images = _bundled_digits()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    feats = ghfeat.extract(images, levels=None, model=enc)
+    print(f"GH-Feat of {len(images)} bundled MNIST digits with {enc.registry_name!r} "
+          f"({enc.num_layers} levels; level 1 = finest, level {enc.num_layers} = most abstract):")
+    for level, f in feats.items():
+        print(f"  level {level:>2}: {tuple(f.shape)}  mean |y| = {f.abs().mean():.4f}")
+    rec = ghfeat.reconstruct(images, encoder=enc, generator=gen)
+    mse = (rec - images).pow(2).mean().item()
+    save_grid(torch.cat([images, rec]), out / "reconstruction.png", nrow=len(images))
+    ghfeat.style_mix(images[:5], images[5:], levels=list(range(enc.num_layers // 2 + 1, enc.num_layers + 1)),
+                     encoder=enc, generator=gen, out=out / "style_mixing.png")
+    print(f"reconstruction MSE (images in [-1, 1]): {mse:.4f}")
+    print(f"wrote {out / 'reconstruction.png'} (top: inputs, bottom: reconstructions) and "
+          f"{out / 'style_mixing.png'} (coarse levels from the left column)")
+    return 0
+
+
+def cmd_list(args) -> int:
+    import ghfeat
+
+    rows = ghfeat.list_models(args.pattern, kind=args.kind, pretrained=args.pretrained, with_info=True)
+    for kind, name, desc in rows:
+        print(f"{kind:<14} {name:<22} {desc}")
+    if not rows:
+        print(f"no model matches {args.pattern!r}")
+    return 0
+
+
+def cmd_extract(args) -> int:
+    import numpy as np
+
+    import ghfeat
+
+    feats = ghfeat.extract([str(p) for p in args.images], levels=args.levels, model=args.model,
+                           resize=args.resize, batch_size=args.batch_size)
+    np.savez(args.out, **{f"level_{k}": v.float().cpu().numpy() for k, v in feats.items()},
+             files=np.array([str(p) for p in args.images]))
+    print(f"wrote {args.out}: " + ", ".join(f"level {k} {tuple(v.shape)}" for k, v in feats.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="ghfeat", description="GH-Feat: generative hierarchical features.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="features + reconstruction on bundled MNIST digits")
+    p.add_argument("--out", default="ghfeat_demo", help="output folder for the PNG grids")
+    p.add_argument("--random-weights", action="store_true", help="use random weights (pipeline check only)")
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("list", help="list registered models")
+    p.add_argument("pattern", nargs="?", default="*")
+    p.add_argument("--kind", choices=["generator", "discriminator", "encoder"])
+    p.add_argument("--pretrained", action="store_true", help="only models with pretrained weights")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("extract", help="extract features of image files into an .npz")
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--model", default="mnist32")
+    p.add_argument("--levels", type=int, nargs="*", default=None, help="paper levels (1 = finest); default all")
+    p.add_argument("--resize", action="store_true", help="resize inputs to the model's input size")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", default="features.npz")
+    p.set_defaults(func=cmd_extract)
+    sub.add_parser("convert", help="convert official weights (see `ghfeat convert -h`)", add_help=False)
+    sub.add_parser("train", help="train an encoder or a generator (see `ghfeat train -h`)", add_help=False)
+    return ap
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "convert":
+        from .convert.cli import convert_main
+        return convert_main(argv[1:]) or 0
+    if argv and argv[0] == "train":
+        from .train.cli import train_main
+        return train_main(argv[1:]) or 0
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
