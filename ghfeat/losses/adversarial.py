@@ -25,6 +25,8 @@ from typing import Callable, Protocol
 import torch
 import torch.nn.functional as F
 
+from .perceptual import VGGPerceptualLoss
+
 __all__ = [
     "AdversarialLoss", "LogisticR1Loss", "WGANGPLoss", "ADVERSARIAL_LOSSES",
     "get_adversarial_loss", "real_gradient_penalty", "pixel_mse", "encoder_loss",
@@ -196,7 +198,8 @@ def encoder_loss(x: torch.Tensor, x_rec: torch.Tensor,
     loss = pix
     logs = {"e/pixel": pix}
     if feat_fn is not None:
-        feat_fn = getattr(feat_fn, "features", feat_fn)
+        if isinstance(feat_fn, VGGPerceptualLoss):
+            feat_fn = feat_fn.vgg
         with torch.no_grad():
             f_real = feat_fn(x).float()
         perc = (feat_fn(x_rec).float() - f_real).square().mean()

@@ -97,7 +97,13 @@ def _resolve_preprocess(preprocess: str | VGGPreprocess) -> VGGPreprocess:
     return PREPROCESS_PRESETS[preprocess]
 
 
-def _make_conv4_stack() -> nn.Sequential:
+def _make_conv4_stack(device: str | torch.device | None = None) -> nn.Sequential:
+    """``vgg16().features[:23]``; on ``device="meta"`` it costs nothing (no init, no memory)."""
+    with torch.device(device or "cpu"):
+        return _build_conv4_stack()
+
+
+def _build_conv4_stack() -> nn.Sequential:
     layers: list[nn.Module] = []
     in_ch = 3
     for item in _VGG16_CONV4_CFG:
@@ -149,7 +155,7 @@ def _select_conv4_tensors(state: dict[str, torch.Tensor], source: str) -> dict[s
     if any(k.startswith("features.") for k in state):
         state = {k[len("features."):] if k.startswith("features.") else k: v
                  for k, v in state.items() if not k.startswith("classifier.")}
-    expected = _make_conv4_stack().state_dict()
+    expected = _make_conv4_stack("meta").state_dict()
     ignorable = {f"{i}.{p}" for i in _LATER_CONV_IDS for p in ("weight", "bias")}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected) - ignorable)
@@ -204,7 +210,8 @@ def load_vgg16_conv_state_dict(weights: str | os.PathLike, download: bool = True
             PREPROCESS_PRESETS["torchvision"]
     path = Path(weights)
     state, meta = _read_weight_file(path)
-    return _select_conv4_tensors(state, str(path)), _preprocess_from_metadata(meta.get("preprocess"))
+    declared = _preprocess_from_metadata(meta.get("preprocess"))
+    return _select_conv4_tensors(state, str(path)), declared
 
 
 class VGG16Features(nn.Module):
@@ -231,13 +238,14 @@ class VGG16Features(nn.Module):
             raise ValueError("weights=None is refused: a randomly initialised VGG16 gives a "
                              "meaningless perceptual loss. Pass weights='imagenet', a path to a "
                              ".safetensors/.pt file, or weights='random' (tests only).")
-        self.features = _make_conv4_stack()
         if isinstance(weights, str) and weights == "random":
+            self.features = _make_conv4_stack()
             declared = None
             self.weights_source = "random"
         elif isinstance(weights, (str, os.PathLike)):
             state, declared = load_vgg16_conv_state_dict(weights, download=download)
-            self.features.load_state_dict(state, strict=True)
+            self.features = _make_conv4_stack("meta")  # no wasted random init
+            self.features.load_state_dict(state, strict=True, assign=True)
             self.weights_source = str(weights)
         else:
             raise TypeError(f"weights must be 'imagenet', 'random' or a path, "
