@@ -1,0 +1,217 @@
+"""genforce PyTorch StyleGAN v1 checkpoints (``.pth``) -> ghfeat generator / discriminator.
+
+genforce (github.com/genforce/genforce, also used by idinvert_pytorch, sefa, interfacegan) stores
+``{'generator', 'discriminator', 'generator_smooth'}`` state dicts (training checkpoints put them
+under ``'models'``). Their converter from the official TF pickles only permutes the layouts
+(conv ``permute(3, 2, 0, 1)``, dense and StyleMod ``permute(1, 0)``); weights stay *raw* (the
+equalized-lr ``wscale``, and ``lr_mul`` in the mapping network, are applied at run time), exactly as
+in TF and in ghfeat. So a genforce state dict is the TF variables under other names:
+
+===========================================  =====================================
+genforce key                                 official TF variable
+===========================================  =====================================
+``mapping.dense{i}.weight|bias``             ``G_mapping/Dense{i}/weight|bias``
+``truncation.w_avg``                         ``dlatent_avg``
+``synthesis.lod``, ``lod`` (D)               ``lod`` (must be 0)
+``synthesis.layer0.const``                   ``4x4/Const/const``
+``synthesis.layer{i}.weight|bias``           ``<layer i>/weight|bias``
+``synthesis.layer{i}.style.weight|bias``     ``<layer i>/StyleMod/weight|bias``
+``synthesis.layer{i}.apply_noise.weight``    ``<layer i>/Noise/weight``
+``synthesis.layer{i}.apply_noise.noise``     ``noise{i}``
+``synthesis.layer{i}.blur.kernel``           (constant [1,2,1] filter; checked, skipped)
+``synthesis.output{b}.weight|bias``          ``ToRGB_lod{log2(R)-2-b}/weight|bias``
+``input{b}.weight|bias`` (D)                 ``FromRGB_lod{b}/weight|bias``
+``layer{2b}``, ``layer{2b+1}`` (D, r > 4)    ``{r}x{r}/Conv0``, ``{r}x{r}/Conv1_down``
+``layer{2b}|{2b+1}|{2b+2}`` (D, 4x4)         ``4x4/Conv``, ``4x4/Dense0``, ``4x4/Dense1``
+===========================================  =====================================
+
+The state dicts are mapped back to TF names/layouts and handed to
+:mod:`ghfeat.convert.stylegan_tf`, so both paths share one set of checks. A ``.pth`` carries no
+hyperparameters: the official defaults are assumed (mapping lr multiplier 0.01, fused up/down
+convs at >= 128 px, minibatch-stddev group 4); pass ``static_kwargs`` to override.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .stylegan_tf import Converted, convert_tf_discriminator, convert_tf_generator, tf_layer_scope
+
+__all__ = ["read_genforce_checkpoint", "convert_genforce_generator", "convert_genforce_discriminator",
+           "GENFORCE_KEYS"]
+
+GENFORCE_KEYS = ("generator", "generator_smooth", "discriminator")
+_BLUR = (torch.tensor([1.0, 2.0, 1.0])[:, None] * torch.tensor([1.0, 2.0, 1.0])[None, :] / 16.0)
+
+
+def read_genforce_checkpoint(path: str | os.PathLike) -> dict[str, dict[str, torch.Tensor]]:
+    """Load a genforce ``.pth`` with ``torch.load(weights_only=True)`` (no pickled code runs).
+
+    Returns ``{key: state_dict}`` for the keys of :data:`GENFORCE_KEYS` present in the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+            raise pickle.UnpicklingError(
+                f"{path} needs code to be unpickled (torch.load with weights_only=True refused it: "
+                f"{str(exc).splitlines()[0]}). genforce checkpoints hold only tensors and dicts, so this "
+                "is not one of them, or it was tampered with; ghfeat never runs code from a checkpoint.") from None
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({exc}); it may be truncated or "
+                         "corrupt: download it again.") from exc
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as exc:
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}); it may be truncated or corrupt: "
+                         "download it again.") from exc
+    if isinstance(ckpt, dict) and "models" in ckpt and isinstance(ckpt["models"], dict):
+        ckpt = ckpt["models"]
+    if not isinstance(ckpt, dict) or not any(k in ckpt for k in GENFORCE_KEYS):
+        keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"{path} holds {keys}; a genforce StyleGAN checkpoint is a dict with "
+                         f"{list(GENFORCE_KEYS)} state dicts")
+    out = {}
+    for key in GENFORCE_KEYS:
+        if key in ckpt:
+            sd = ckpt[key]
+            if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+                raise ValueError(f"{path}: {key!r} is not a state dict of tensors")
+            out[key] = dict(sd)
+    return out
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to(torch.float32).cpu().numpy()
+
+
+def _to_tf_conv(t: torch.Tensor) -> np.ndarray:
+    """``[out, in, kh, kw]`` -> ``[kh, kw, in, out]``."""
+    if t.ndim != 4:
+        raise ValueError(f"expected a 4-d conv weight, got shape {tuple(t.shape)}")
+    return np.ascontiguousarray(_np(t).transpose(2, 3, 1, 0))
+
+
+def _to_tf_dense(t: torch.Tensor) -> np.ndarray:
+    if t.ndim != 2:
+        raise ValueError(f"expected a 2-d dense weight, got shape {tuple(t.shape)}")
+    return np.ascontiguousarray(_np(t).T)
+
+
+def _check_blur(key: str, t: torch.Tensor, ignored: list, where: str) -> None:
+    if t.ndim != 4 or tuple(t.shape[1:]) != (1, 3, 3) or not torch.allclose(t.float(), _BLUR.expand_as(t)):
+        raise ValueError(f"{where}: {key} is not the [1, 2, 1] blur filter ghfeat implements")
+    ignored.append(f"{where}/{key} {tuple(t.shape)}")
+
+
+def _unknown(keys, where: str):
+    if keys:
+        raise ValueError(f"{where}: keys that match no StyleGAN v1 tensor (refusing to drop them silently): "
+                         + ", ".join(sorted(keys)[:10]))
+
+
+def convert_genforce_generator(sd: dict[str, torch.Tensor], source: str = "generator_smooth",
+                               static_kwargs: dict | None = None) -> Converted:
+    """A genforce ``StyleGANGenerator`` state dict -> :class:`Converted` (ghfeat generator)."""
+    where = source
+    ignored: list[str] = []
+    top, mapping, syn = {}, {}, {}
+    layers = [int(m.group(1)) for k in sd if (m := re.match(r"synthesis\.layer(\d+)\.", k))]
+    if not layers:
+        raise ValueError(f"{where}: no synthesis.layer{{i}} keys; not a genforce StyleGAN generator")
+    log2 = (max(layers) + 1 + 2) // 2
+    unknown = []
+    for key, t in sd.items():
+        if m := re.fullmatch(r"mapping\.dense(\d+)\.(weight|bias)", key):
+            i, what = m.groups()
+            mapping[f"Dense{i}/{what}"] = _to_tf_dense(t) if what == "weight" else _np(t)
+        elif key == "truncation.w_avg":
+            top["dlatent_avg"] = _np(t)
+        elif key == "synthesis.lod":
+            syn["lod"] = _np(t)
+        elif key == "synthesis.layer0.const":
+            syn["4x4/Const/const"] = _np(t)
+        elif m := re.fullmatch(r"synthesis\.layer(\d+)\.(weight|bias|style\.weight|style\.bias|"
+                               r"apply_noise\.weight|apply_noise\.noise|blur\.kernel)", key):
+            i, what = int(m.group(1)), m.group(2)
+            scope = tf_layer_scope(i)
+            if what == "weight":
+                syn[f"{scope}/weight"] = _to_tf_conv(t)
+            elif what == "bias":
+                syn[f"{scope}/bias"] = _np(t)
+            elif what == "style.weight":
+                syn[f"{scope}/StyleMod/weight"] = _to_tf_dense(t)
+            elif what == "style.bias":
+                syn[f"{scope}/StyleMod/bias"] = _np(t)
+            elif what == "apply_noise.weight":
+                syn[f"{scope}/Noise/weight"] = _np(t)
+            elif what == "apply_noise.noise":
+                syn[f"noise{i}"] = _np(t)
+            else:
+                _check_blur(key, t, ignored, where)
+        elif m := re.fullmatch(r"synthesis\.output(\d+)\.(weight|bias)", key):
+            b, what = int(m.group(1)), m.group(2)
+            syn[f"ToRGB_lod{log2 - 2 - b}/{what}"] = _to_tf_conv(t) if what == "weight" else _np(t)
+        else:
+            unknown.append(key)
+    _unknown(unknown, where)
+    static = dict(static_kwargs or {})
+    net = {"name": source, "static_kwargs": static, "own_variables": top, "components": {
+        "mapping": {"name": "mapping", "static_kwargs": static, "own_variables": mapping, "components": {}},
+        "synthesis": {"name": "synthesis", "static_kwargs": static, "own_variables": syn, "components": {}}}}
+    out = convert_tf_generator(net, source)
+    out.ignored = ignored + out.ignored
+    return out
+
+
+def convert_genforce_discriminator(sd: dict[str, torch.Tensor], source: str = "discriminator",
+                                   static_kwargs: dict | None = None) -> Converted:
+    """A genforce ``StyleGANDiscriminator`` state dict -> :class:`Converted` (ghfeat discriminator)."""
+    where = source
+    ignored: list[str] = []
+    inputs = [int(m.group(1)) for k in sd if (m := re.fullmatch(r"input(\d+)\.weight", k))]
+    if not inputs:
+        raise ValueError(f"{where}: no input{{b}}.weight keys; not a genforce StyleGAN discriminator")
+    log2 = max(inputs) + 2
+    last = log2 - 2                       # block index of the 4x4 block
+    d, unknown = {}, []
+    for key, t in sd.items():
+        if key == "lod":
+            d["lod"] = _np(t)
+        elif m := re.fullmatch(r"input(\d+)\.(weight|bias)", key):
+            b, what = int(m.group(1)), m.group(2)
+            d[f"FromRGB_lod{b}/{what}"] = _to_tf_conv(t) if what == "weight" else _np(t)
+        elif m := re.fullmatch(r"layer(\d+)\.(weight|bias|blur\.kernel)", key):
+            k, what = int(m.group(1)), m.group(2)
+            b = k // 2
+            if what == "blur.kernel":
+                _check_blur(key, t, ignored, where)
+                continue
+            if b < last:
+                r = 2 ** (log2 - b)
+                name = f"{r}x{r}/{'Conv0' if k % 2 == 0 else 'Conv1_down'}"
+                dense = False
+            elif k - 2 * last in (0, 1, 2):
+                name = f"4x4/{('Conv', 'Dense0', 'Dense1')[k - 2 * last]}"
+                dense = k > 2 * last
+            else:
+                unknown.append(key)
+                continue
+            if what == "weight":
+                d[f"{name}/weight"] = _to_tf_dense(t) if dense else _to_tf_conv(t)
+            else:
+                d[f"{name}/bias"] = _np(t)
+        else:
+            unknown.append(key)
+    _unknown(unknown, where)
+    net = {"name": source, "static_kwargs": dict(static_kwargs or {}), "own_variables": d, "components": {}}
+    out = convert_tf_discriminator(net, source)
+    out.ignored = ignored + out.ignored
+    return out
