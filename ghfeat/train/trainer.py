@@ -1,0 +1,642 @@
+"""One compact trainer for the GH-Feat encoder and the StyleGAN v1 generator.
+
+    from ghfeat.train import TrainConfig, train
+    train(TrainConfig(task="encoder", data="mnist:/data/mnist", generator_checkpoint="runs/g/generator"),
+          run_dir="runs/enc")
+
+Iteration of ``task="encoder"`` (official GH-Feat): real batch ``x`` (random horizontal flip) ->
+**E step** ``loss = mse(G(E(x)), x) + 5e-5 * vgg + 0.08 * adv.g_loss(D, G(E(x)))`` with G frozen
+(a learned loss; its stored noise, no mapping) -> **D step** ``adv.d_loss(D, x, G(E(x)))`` on the
+reconstructions of the E step (detached; the official code recomputes them with the updated E,
+a difference of one step that saves a third of the compute).
+
+Iteration of ``task="generator"`` (StyleGAN v1, non-progressive): **D step** on ``G(z)`` (style
+mixing, ``w_avg`` tracking) vs real with the logistic loss + R1 -> **G step** (non-saturating) ->
+``G_ema = lerp(G, G_ema, 0.5 ** (batch / (ema_kimg * 1000)))``.
+
+Systems: CUDA autocast in bf16/fp16 (GradScaler for fp16), channels_last, optional torch.compile
+(E/G; not D, whose R1 penalty needs double backward), gradient accumulation, multi-GPU through
+``torchrun``. Data parallelism reduces gradients by hand (one flat all-reduce per optimizer step,
+as NVIDIA's stylegan2-ada does) instead of wrapping modules in ``DistributedDataParallel``: the
+R1 penalty's double backward, D being called twice per step and frozen-module switches then need
+no special cases, and accumulation reduces once. Encoder BatchNorm is ``SyncBatchNorm`` on CUDA;
+on CPU (gloo) each rank normalises its own batch and BN running statistics are averaged each step.
+
+Run folder: ``config.json`` (resolved), ``metrics.jsonl``, ``images/<step>.png``,
+``checkpoints/ckpt-<step>.pt`` (atomic; every ``ckpt_every`` steps, at the end, and on
+SIGTERM/SIGINT), and at the end the trained modules as ``ghfeat.save_model`` folders
+(``encoder/`` + ``discriminator/``, or ``generator/`` (= G_ema) + ``discriminator/``).
+``resume=True`` continues exactly: models, EMA, optimizers, GradScaler, step, data position and
+every RNG (per rank) are restored, so N + N steps equal 2N steps.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import time
+import warnings
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .. import data as gdata
+from .._io import build_from_config, load_state_dict_strict, model_config, read_safetensors, save_model
+from . import checkpoint as ck
+from . import distributed as gdist
+from .config import RESUMABLE_CHANGES, TrainConfig
+from .utils import JsonlLogger, Timer, ema_update, requires_grad, save_image_grid
+
+CKPT_FORMAT = "ghfeat-train-v1"
+
+
+# ------------------------------------------------------------------------------------------------
+# model construction and weight loading
+# ------------------------------------------------------------------------------------------------
+
+def _load_module_weights(module: nn.Module, source: str, keys: tuple[str, ...]) -> None:
+    """Load ``module`` strictly from a saved folder, a ``.safetensors`` file or a trainer
+    checkpoint (``ckpt-*.pt``; the first of ``keys`` present in its ``models``)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "model.safetensors").is_file():
+            raise FileNotFoundError(f"{path} holds no model.safetensors (expected a folder written by "
+                                    "ghfeat.save_model, e.g. <run>/generator)")
+        state, what = read_safetensors(path / "model.safetensors"), str(path)
+    elif path.suffix == ".safetensors":
+        state, what = read_safetensors(path), str(path)
+    elif path.suffix in (".pt", ".pth"):
+        ckpt = ck.load_checkpoint(path)
+        models = ckpt.get("models", {}) if ckpt.get("format") == CKPT_FORMAT else {}
+        key = next((k for k in keys if k in models), None)
+        if key is None:
+            raise ValueError(f"{path} is not a ghfeat trainer checkpoint holding any of {list(keys)}; "
+                             "use a saved folder or a .safetensors file (official/genforce weights: "
+                             "convert them first with `ghfeat convert`)")
+        state, what = models[key], f"{path}[{key}]"
+    else:
+        raise ValueError(f"cannot load weights from {path}: give a folder written by save_model, a "
+                         ".safetensors file or a trainer checkpoint ckpt-*.pt")
+    load_state_dict_strict(module, state, what)
+
+
+def build_models(cfg: TrainConfig) -> dict[str, nn.Module]:
+    """The modules of a run, on CPU, weights loaded: ``G, D`` + ``E`` (encoder) or ``G_ema`` (generator)."""
+    from .._registry import create_discriminator, create_encoder, create_generator
+    from ..models import encoder_zoo  # noqa: F401  (registers the encoders)
+
+    d_name = cfg.discriminator or cfg.generator
+    if cfg.task == "generator":
+        G = create_generator(cfg.generator, **{"style_mixing_prob": cfg.style_mixing_prob,
+                                               "w_avg_beta": cfg.w_avg_beta, **cfg.generator_kwargs})
+        D = create_discriminator(d_name, **cfg.discriminator_kwargs)
+        G_ema = copy.deepcopy(G).eval()
+        requires_grad(G_ema, False)
+        return {"G": G, "D": D, "G_ema": G_ema}
+
+    G = create_generator(cfg.generator, pretrained=cfg.generator_pretrained, **cfg.generator_kwargs)
+    if cfg.generator_checkpoint:
+        _load_module_weights(G, cfg.generator_checkpoint, ("G_ema", "G"))
+    D = create_discriminator(d_name, **cfg.discriminator_kwargs)
+    d_source = cfg.discriminator_checkpoint
+    if d_source is None and cfg.generator_checkpoint and Path(cfg.generator_checkpoint).suffix in (".pt", ".pth"):
+        d_source = cfg.generator_checkpoint          # a generator run's checkpoint holds its D
+    if d_source is None and cfg.generator_checkpoint and Path(cfg.generator_checkpoint).is_dir():
+        sibling = Path(cfg.generator_checkpoint).parent / "discriminator"
+        d_source = str(sibling) if (sibling / "model.safetensors").is_file() else None
+    if d_source is not None:
+        _load_module_weights(D, d_source, ("D",))
+    elif cfg.generator_pretrained and _has_pretrained("discriminator", d_name):
+        D = create_discriminator(d_name, pretrained=True, **cfg.discriminator_kwargs)
+    elif not cfg.allow_untrained:
+        warnings.warn("the discriminator starts from random weights; GH-Feat initialises it from the "
+                      "pretrained StyleGAN D (set discriminator_checkpoint)", RuntimeWarning, stacklevel=2)
+    G.eval()
+    requires_grad(G, False)
+
+    if cfg.encoder == "custom":
+        from ..models.encoder import GHFeatEncoder
+        kwargs = {"input_size": G.resolution, "generator_name": cfg.generator, **cfg.encoder_kwargs}
+        E = GHFeatEncoder(style_dims=G.style_dims, **kwargs)
+    else:
+        E = create_encoder(cfg.encoder, **cfg.encoder_kwargs)
+    if list(E.style_dims) != list(G.style_dims) or E.input_size != G.resolution:
+        raise ValueError(f"encoder {cfg.encoder!r} (style dims {list(E.style_dims)}, input "
+                         f"{E.input_size}) does not fit generator {cfg.generator!r} (style dims "
+                         f"{list(G.style_dims)}, resolution {G.resolution}); pick the matching pair or "
+                         "encoder='custom' to build one from the generator")
+    E.validate_inputs = False        # data are in range by construction; the check syncs the GPU
+    return {"G": G, "D": D, "E": E}
+
+
+def _has_pretrained(kind: str, name: str) -> bool:
+    from .._registry import get_entry
+    try:
+        return get_entry(kind, name).has_pretrained
+    except Exception:
+        return False
+
+
+# ------------------------------------------------------------------------------------------------
+# distributed helpers (hand-made data parallelism)
+# ------------------------------------------------------------------------------------------------
+
+def _all_reduce_grads(params: list[nn.Parameter], world_size: int) -> None:
+    """Average ``.grad`` over ranks with one flat all-reduce (no-op for one process)."""
+    if world_size == 1:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat.div_(world_size)
+    offset = 0
+    for g in grads:
+        n = g.numel()
+        g.copy_(flat[offset:offset + n].view_as(g))
+        offset += n
+
+
+def _average_float_buffers(module: nn.Module, world_size: int) -> None:
+    if world_size == 1:
+        return
+    bufs = [b for b in module.buffers() if b.is_floating_point()]
+    if bufs:
+        flat = torch.cat([b.reshape(-1).float() for b in bufs])
+        dist.all_reduce(flat)
+        flat.div_(world_size)
+        offset = 0
+        for b in bufs:
+            b.copy_(flat[offset:offset + b.numel()].view_as(b))
+            offset += b.numel()
+
+
+def _broadcast_module(module: nn.Module) -> None:
+    if gdist.is_dist():
+        for t in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(t.data, src=0)
+
+
+def _checksum(module: nn.Module) -> float:
+    return float(sum(p.detach().double().sum().item() for p in module.parameters()))
+
+
+# ------------------------------------------------------------------------------------------------
+# the trainer
+# ------------------------------------------------------------------------------------------------
+
+class Trainer:
+    """Holds a run's state; :meth:`run` trains until ``total_steps``, ``max_steps`` or a signal.
+
+    Args:
+        cfg: the configuration (validated).
+        run_dir: run folder (created).
+        resume: False, True (latest checkpoint of ``run_dir`` if any) or a checkpoint path.
+        max_steps: stop (with a checkpoint) once this absolute step is reached; None = total_steps.
+    """
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool | str = False,
+                 max_steps: int | None = None):
+        cfg.validate()
+        self.run_dir = Path(run_dir)
+        self.max_steps = max_steps
+        self.dist = gdist.init_distributed(None if cfg.device == "auto" else cfg.device)
+        self.device = self.dist.device
+        if cfg.precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("precision='fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
+        resume_path = self._resume_path(resume)
+        ckpt = ck.load_checkpoint(resume_path) if resume_path else None
+        if ckpt is not None:
+            cfg = self._check_resume_config(cfg, ckpt)
+        self.cfg = cfg
+        self.is_main = self.dist.is_main
+        self.world = self.dist.world_size
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+            torch.backends.cudnn.allow_tf32 = cfg.tf32
+
+        # models: identical init on every rank, then per-rank randomness
+        self._seed_all(cfg.seed)
+        self.models = build_models(cfg)
+        for m in self.models.values():
+            m.to(self.device)
+            if cfg.channels_last:
+                m.to(memory_format=torch.channels_last)
+        self.task = cfg.task
+        self.trained = ["E", "D"] if self.task == "encoder" else ["G", "D"]
+        self.main_net = self.models[self.trained[0]]
+        self.D = self.models["D"]
+        self.G = self.models["G"]
+        if self.task == "encoder" and cfg.sync_bn and self.world > 1 and self.device.type == "cuda":
+            self.models["E"] = nn.SyncBatchNorm.convert_sync_batchnorm(self.models["E"])
+            self.main_net = self.models["E"]
+        self._sync_bn_buffers = self.task == "encoder" and not (cfg.sync_bn and self.device.type == "cuda")
+        for m in self.models.values():
+            _broadcast_module(m)
+
+        from ..losses import get_adversarial_loss
+        self.adv = (get_adversarial_loss("logistic-r1", r1_gamma=cfg.r1_gamma) if cfg.adv_loss == "logistic-r1"
+                    else get_adversarial_loss("wgan-gp", gp_weight=cfg.gp_weight))
+        self.vgg = None
+        if self.task == "encoder" and cfg.perceptual_weight > 0:
+            from ..losses import VGG16Features
+            self.vgg = VGG16Features(cfg.vgg_weights, input_size=cfg.vgg_input_size).to(self.device)
+            if cfg.channels_last:
+                self.vgg.to(memory_format=torch.channels_last)
+
+        # compiled forwards (the parameters stay those of the plain modules)
+        self.fwd = {}
+        if self.task == "encoder":
+            self.fwd["E"] = self.models["E"]
+            self.fwd["synthesis"] = self.G.synthesis
+        else:
+            self.fwd["G"] = self.G
+        if cfg.compile:
+            self.fwd = {k: torch.compile(v) for k, v in self.fwd.items()}
+
+        self.opts = {name: torch.optim.Adam(self.models[name].parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+                     for name in self.trained}
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+        self.global_batch = cfg.batch_size * cfg.grad_accum * self.world
+        self.ema_beta = cfg.ema_beta(self.global_batch)
+
+        self.step = 0
+        self.data_position = 0            # samples consumed, all ranks together
+        if ckpt is not None:
+            self._load_state(ckpt)
+        else:
+            self._seed_all(cfg.seed + 1_000_003 * (self.dist.rank + 1))
+
+        self.dataset = gdata.make_dataset(cfg.data, self.G.resolution)
+        self._loader = None
+        self._fixed = self._fixed_inputs()
+        self.log_sums: dict[str, torch.Tensor] = {}
+        self.log_count = 0
+        self.timer = Timer(self.device)
+        self.logger = None
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.to_json(self.run_dir / "config.json")
+            self.logger = JsonlLogger(self.run_dir / "metrics.jsonl")
+
+    # -- setup helpers -----------------------------------------------------------------------------
+    @staticmethod
+    def _seed_all(seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed % 2 ** 32)
+        torch.manual_seed(seed)
+
+    def _resume_path(self, resume) -> Path | None:
+        if not resume:
+            return None
+        if resume is True or resume == "latest":
+            path = ck.find_latest_checkpoint(self.run_dir, verify=True)
+            if path is None and self.dist.is_main:
+                print(f"[ghfeat] no checkpoint in {self.run_dir}; starting a new run")
+            return path
+        path = Path(resume)
+        if not path.is_file():
+            raise FileNotFoundError(f"resume checkpoint {path} does not exist")
+        return path
+
+    @staticmethod
+    def _check_resume_config(cfg: TrainConfig, ckpt: dict) -> TrainConfig:
+        if ckpt.get("format") != CKPT_FORMAT:
+            raise ValueError(f"not a ghfeat trainer checkpoint (format {ckpt.get('format')!r})")
+        stored = TrainConfig.from_dict(ckpt["config"])
+        bad = {k: v for k, v in stored.diff(cfg).items() if k not in RESUMABLE_CHANGES}
+        if bad:
+            lines = "\n".join(f"  {k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in sorted(bad.items()))
+            raise ValueError("the config differs from the checkpoint's in fields that change the training "
+                             f"itself:\n{lines}\nResume with the stored config (<run>/config.json) or start "
+                             f"a new run folder. Changeable on resume: {sorted(RESUMABLE_CHANGES)}")
+        return cfg
+
+    def _fixed_inputs(self) -> torch.Tensor:
+        """Inputs of the image grids, the same for the whole run (no global RNG used)."""
+        n = self.cfg.sample_n
+        if self.task == "generator":
+            g = torch.Generator().manual_seed(self.cfg.seed + 12345)
+            return torch.randn(max(n, 1), self.G.z_dim, generator=g).to(self.device)
+        idx = np.random.default_rng(self.cfg.seed + 12345).choice(len(self.dataset), max(n, 1),
+                                                                    replace=len(self.dataset) < n)
+        return torch.stack([gdata.images_of(self.dataset[int(i)]) for i in idx]).to(self.device)
+
+    def _data_iter(self):
+        """Batches from the global stream position ``self.data_position`` on."""
+        cfg = self.cfg
+        sampler = gdata.InfiniteSampler(len(self.dataset), seed=cfg.seed, rank=self.dist.rank,
+                                        world_size=self.world, start_index=self.data_position)
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+            pin_memory=self.device.type == "cuda", drop_last=True,
+            persistent_workers=cfg.num_workers > 0, prefetch_factor=4 if cfg.num_workers > 0 else None,
+            # its own generator: creating the iterator must not draw from the global RNG (resume)
+            generator=torch.Generator().manual_seed(cfg.seed + self.dist.rank))
+        for batch in loader:
+            yield gdata.images_of(batch)
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.cfg.flip:
+            mask = torch.rand(x.shape[0], 1, 1, 1, device=self.device) < 0.5
+            x = torch.where(mask, x.flip(3), x)
+        return x
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # -- optimisation --------------------------------------------------------------------------------
+    def _backward(self, loss: torch.Tensor) -> None:
+        self.scaler.scale(loss / self.cfg.grad_accum).backward()
+
+    def _opt_step(self, name: str) -> None:
+        params = [p for p in self.models[name].parameters() if p.requires_grad]
+        _all_reduce_grads(params, self.world)
+        self.scaler.step(self.opts[name])
+
+    def _accumulate_logs(self, logs: dict[str, torch.Tensor]) -> None:
+        for k, v in logs.items():
+            v = v.detach().float() / self.cfg.grad_accum
+            self.log_sums[k] = self.log_sums[k] + v if k in self.log_sums else v
+
+    def _encoder_step(self, batches: list[torch.Tensor]) -> None:
+        from ..losses import encoder_loss
+        E, D, cfg = self.models["E"], self.D, self.cfg
+        use_adv = cfg.adv_weight > 0
+        # E step: G frozen, D frozen, gradient flows through G and D into E
+        requires_grad(E, True)
+        requires_grad(D, False)
+        self.opts["E"].zero_grad(set_to_none=True)
+        fakes = []
+        with self.timer("E_step"):
+            for x in batches:
+                with self._autocast():
+                    x_rec = self.fwd["synthesis"](styles=self.fwd["E"](x), randomize_noise=False)
+                    loss, logs = encoder_loss(x, x_rec, self.vgg, D if use_adv else None,
+                                              perceptual_weight=cfg.perceptual_weight,
+                                              adv_weight=cfg.adv_weight, adv=self.adv)
+                self._backward(loss)
+                self._accumulate_logs(logs)
+                fakes.append(x_rec.detach())
+            self._opt_step("E")
+        if self._sync_bn_buffers:
+            _average_float_buffers(E, self.world)
+        # D step: real vs the reconstructions above
+        if use_adv:
+            requires_grad(D, True)
+            self.opts["D"].zero_grad(set_to_none=True)
+            with self.timer("D_step"):
+                for x, fake in zip(batches, fakes):
+                    with self._autocast():
+                        d_loss, d_logs = self.adv.d_loss(D, x, fake)
+                    self._backward(d_loss)
+                    self._accumulate_logs(d_logs)
+                self._opt_step("D")
+
+    def _generator_step(self, batches: list[torch.Tensor]) -> None:
+        G, D, cfg = self.G, self.D, self.cfg
+        n = cfg.batch_size
+        # D step
+        requires_grad(G, False)
+        requires_grad(D, True)
+        self.opts["D"].zero_grad(set_to_none=True)
+        with self.timer("D_step"):
+            for x in batches:
+                z = torch.randn(n, G.z_dim, device=self.device)
+                with self._autocast():
+                    with torch.no_grad():
+                        fake = self.fwd["G"](z)
+                    d_loss, d_logs = self.adv.d_loss(D, x, fake)
+                self._backward(d_loss)
+                self._accumulate_logs(d_logs)
+            self._opt_step("D")
+        # G step
+        requires_grad(G, True)
+        requires_grad(D, False)
+        self.opts["G"].zero_grad(set_to_none=True)
+        with self.timer("G_step"):
+            for _ in batches:
+                z = torch.randn(n, G.z_dim, device=self.device)
+                with self._autocast():
+                    g_loss, g_logs = self.adv.g_loss(D, self.fwd["G"](z))
+                self._backward(g_loss)
+                self._accumulate_logs(g_logs)
+            self._opt_step("G")
+        _average_float_buffers(G, self.world)           # w_avg is tracked per rank
+        with self.timer("ema"):
+            ema_update(self.models["G_ema"], G, self.ema_beta)
+
+    def train_step(self, batches: list[torch.Tensor]) -> None:
+        """One optimizer step of every trained module on ``batches`` (``grad_accum`` micro-batches
+        ``[B, 3, R, R]`` on the device, already flipped)."""
+        lr = self.cfg.lr_at(self.step)
+        for opt in self.opts.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
+        if self.task == "encoder":
+            self._encoder_step(batches)
+        else:
+            self._generator_step(batches)
+        self.scaler.update()
+        self.step += 1
+        self.data_position += self.global_batch
+        self.log_count += 1
+
+    # -- state ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The complete run state (collective: every rank must call it; RNG of every rank)."""
+        rng = gdist.all_gather_object(ck.capture_rng_state())
+        return {
+            "format": CKPT_FORMAT, "task": self.task, "step": self.step,
+            "data_position": self.data_position, "world_size": self.world,
+            "config": self.cfg.to_dict(),
+            "models": {k: {n: t.detach().cpu() for n, t in m.state_dict().items()} for k, m in self.models.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.opts.items()},
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,
+        }
+
+    def _load_state(self, ckpt: dict) -> None:
+        for k, m in self.models.items():
+            load_state_dict_strict(m, ckpt["models"][k], f"checkpoint models[{k!r}]")
+        for k, o in self.opts.items():
+            o.load_state_dict(ckpt["optimizers"][k])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.step = int(ckpt["step"])
+        self.data_position = int(ckpt["data_position"])
+        rng = ckpt["rng"]
+        if len(rng) == self.world:
+            ck.restore_rng_state(rng[self.dist.rank])
+        else:
+            warnings.warn(f"checkpoint was written by {len(rng)} processes, now {self.world}: model, "
+                          "optimizer and data order resume exactly, random streams are re-seeded",
+                          RuntimeWarning, stacklevel=3)
+            self._seed_all(self.cfg.seed + 1_000_003 * (self.dist.rank + 1) + self.step)
+
+    def save(self) -> Path | None:
+        """Write a checkpoint of the current step (rank 0 writes; collective call)."""
+        if self.world > 1:
+            sums = gdist.all_gather_object({k: _checksum(self.models[k]) for k in self.trained})
+            for k in self.trained:
+                vals = [s[k] for s in sums]
+                if max(vals) - min(vals) > 1e-6 * max(1.0, max(abs(v) for v in vals)):
+                    raise RuntimeError(f"replicas of {k} diverged across ranks ({vals}); this is a bug")
+        state = self.state_dict()
+        path = None
+        if self.is_main:
+            path = ck.save_checkpoint(ck.checkpoint_path(self.run_dir, self.step), state)
+            ck.prune_checkpoints(self.run_dir, self.cfg.keep_checkpoints)
+        gdist.barrier()
+        return path
+
+    def export(self) -> dict[str, Path]:
+        """Save the trained modules as ``ghfeat.save_model`` folders in the run folder (rank 0)."""
+        if not self.is_main:
+            return {}
+        extra = {"trained_with": {"step": self.step, "task": self.task, "data": self.cfg.data}}
+        out = {}
+        if self.task == "encoder":
+            E = self.models["E"]
+            if any(isinstance(m, nn.SyncBatchNorm) for m in E.modules()):   # back to plain BatchNorm
+                plain = build_from_config(model_config(E))
+                plain.load_state_dict(E.state_dict())
+                E = plain
+            out["encoder"] = save_model(E, self.run_dir / "encoder", extra_config=extra)
+        else:
+            out["generator"] = save_model(self.models["G_ema"], self.run_dir / "generator", extra_config=extra)
+        out["discriminator"] = save_model(self.D, self.run_dir / "discriminator", extra_config=extra)
+        return out
+
+    # -- images and logs -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def save_images(self) -> Path | None:
+        if not self.is_main or self.cfg.sample_n == 0:
+            return None
+        path = self.run_dir / "images" / f"{self.step:09d}.png"
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            if self.task == "encoder":
+                E = self.models["E"]
+                was_training = E.training
+                E.eval()
+                rec = self.G.synthesis(styles=E(self._fixed), randomize_noise=False)
+                E.train(was_training)
+                n = self._fixed.shape[0]
+                pairs = torch.stack([self._fixed, rec.float()], 1).reshape(2 * n, *self._fixed.shape[1:])
+                save_image_grid(pairs, path, nrow=min(2 * int(math.ceil(math.sqrt(n))), 2 * n))
+            else:
+                imgs = self.models["G_ema"](self._fixed, randomize_noise=False)
+                save_image_grid(imgs, path, nrow=int(math.ceil(math.sqrt(imgs.shape[0]))))
+        return path
+
+    def _flush_logs(self, t_interval: float, n_steps: int) -> dict:
+        record = {}
+        if self.log_sums:
+            keys = sorted(self.log_sums)
+            vals = gdist.all_reduce_mean(torch.stack([self.log_sums[k] for k in keys])) / max(self.log_count, 1)
+            record = dict(zip(keys, vals.tolist()))
+        record.update({
+            "step": self.step, "kimg": self.data_position / 1000.0, "lr": self.cfg.lr_at(self.step - 1),
+            "sec_per_step": t_interval / max(n_steps, 1),
+            "images_per_sec": self.global_batch * n_steps / max(t_interval, 1e-9),
+        })
+        record.update({f"time/{k}": v for k, v in self.timer.means().items()})
+        if self.device.type == "cuda":
+            record["gpu_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2 ** 30
+        if self.logger is not None:
+            self.logger.log(record)
+        self.log_sums, self.log_count = {}, 0
+        self.timer.reset()
+        return record
+
+    # -- loop ------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Train; returns ``{"step", "stopped_by": "done"|"max_steps"|"signal", "last_log"}``."""
+        cfg = self.cfg
+        end = cfg.total_steps if self.max_steps is None else min(cfg.total_steps, self.max_steps)
+        stopped_by = "done" if self.step >= cfg.total_steps else ("max_steps" if self.step >= end else None)
+        last_log: dict = {}
+        bar = None
+        if self.is_main and cfg.progress and stopped_by is None:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=end, initial=self.step, unit="step", dynamic_ncols=True, desc=f"train {self.task}")
+        data = self._data_iter() if stopped_by is None else None
+        t_last, steps_since = time.perf_counter(), 0
+        with ck.GracefulExit() as stop:
+            while stopped_by is None:
+                self.timer.enabled = (self.step + 1) % max(cfg.log_every, 1) == 0
+                try:
+                    with self.timer("data"):
+                        batches = [self._to_device(next(data)) for _ in range(cfg.grad_accum)]
+                except Exception:
+                    if not stop.requested:       # e.g. DataLoader workers killed by the same signal
+                        raise
+                    stopped_by = "signal"
+                    self.save()
+                    break
+                self.train_step(batches)
+                steps_since += 1
+                if bar is not None:
+                    bar.update(1)
+                if cfg.log_every and self.step % cfg.log_every == 0:
+                    now = time.perf_counter()
+                    last_log = self._flush_logs(now - t_last, steps_since)
+                    t_last, steps_since = now, 0
+                    if bar is not None:
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in last_log.items()
+                                         if k in ("e/pixel", "d/loss", "g/adv", "images_per_sec")})
+                if cfg.image_every and self.step % cfg.image_every == 0:
+                    self.save_images()
+                if self.step >= cfg.total_steps:
+                    stopped_by = "done"
+                elif self.step >= end:
+                    stopped_by = "max_steps"
+                elif self._stop_requested(stop):
+                    stopped_by = "signal"
+                if stopped_by is not None or (cfg.ckpt_every and self.step % cfg.ckpt_every == 0):
+                    self.save()
+        if bar is not None:
+            bar.close()
+        if stopped_by == "done":
+            if cfg.image_every:
+                self.save_images()
+            self.export()
+        if self.logger is not None:
+            self.logger.log({"event": "stop", "step": self.step, "stopped_by": stopped_by})
+            self.logger.close()
+        return {"step": self.step, "stopped_by": stopped_by, "last_log": last_log}
+
+    def _stop_requested(self, stop: ck.GracefulExit) -> bool:
+        if self.world == 1:
+            return stop.requested
+        if self.step % 10:                      # agree across ranks every 10 steps (one sync)
+            return False
+        flag = torch.tensor([1.0 if stop.requested else 0.0], device=self.device)
+        return bool(gdist.all_reduce_max(flag).item() > 0)
+
+    def close(self) -> None:
+        if self.logger is not None:
+            self.logger.close()
+
+
+def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool | str = False,
+          max_steps: int | None = None) -> dict:
+    """Build a :class:`Trainer` and run it (see the module docstring)."""
+    trainer = Trainer(cfg, run_dir, resume=resume, max_steps=max_steps)
+    try:
+        return trainer.run()
+    finally:
+        trainer.close()

@@ -1,0 +1,227 @@
+"""Trainer: config, a few CPU steps of both tasks, exact resume (in-process, SIGKILL, SIGTERM), 2-process gloo."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ghfeat
+from ghfeat.train import checkpoint as ck
+from ghfeat.train.cli import train_main
+from ghfeat.train.config import TrainConfig
+from ghfeat.train.trainer import Trainer, train
+from ghfeat.train.utils import read_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for i in range(8):      # smooth blobs: something a tiny G can fit
+        yy, xx = np.mgrid[:32, :32]
+        cy, cx = rng.integers(8, 24, 2)
+        blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 40.0)
+        rgb = (np.stack([blob, blob * rng.random(), 1 - blob], -1) * 255).astype(np.uint8)
+        Image.fromarray(rgb).save(root / f"{i}.png")
+    return str(root)
+
+
+def tiny(task, data, **kw):
+    base = dict(task=task, data=data, generator="stylegan-tiny32", batch_size=4, num_workers=0,
+                progress=False, log_every=1, image_every=0, ckpt_every=0, total_steps=100, keep_checkpoints=0)
+    if task == "encoder":
+        base.update(encoder="tiny32", allow_untrained=True, vgg_weights=None, perceptual_weight=0.0)
+    return TrainConfig(**{**base, **kw})
+
+
+# -- config ----------------------------------------------------------------------------------------
+
+def test_config_official_defaults_paper_recipe_and_json(tmp_path):
+    cfg = TrainConfig(data="x", generator_checkpoint="g")
+    assert (cfg.lr, cfg.betas, cfg.eps, cfg.batch_size, cfg.total_steps) == (1e-4, (0.9, 0.99), 1e-8, 12, 145_833)
+    assert (cfg.adv_loss, cfg.r1_gamma, cfg.adv_weight, cfg.perceptual_weight, cfg.flip) == ("logistic-r1", 10.0, 0.08, 5e-5, True)
+    assert cfg.lr_at(36458) == pytest.approx(1e-4 * 0.8 ** 2)          # 1e-4 * 0.8 ** (2 * it / 36458)
+    paper = TrainConfig.from_recipe("paper", data="x", generator_checkpoint="g")
+    assert (paper.betas[0], paper.adv_weight, paper.adv_loss, paper.gp_weight) == (0.0, 0.1, "wgan-gp", 5.0)
+    gen = TrainConfig(task="generator", data="x")
+    assert (gen.lr, gen.betas, gen.lr_at(10 ** 6), gen.encoder) == (1e-3, (0.0, 0.99), 1e-3, None)
+    assert gen.ema_beta(10_000) == pytest.approx(0.5)
+    cfg.to_json(tmp_path / "c.json")
+    assert TrainConfig.from_json(tmp_path / "c.json") == cfg
+    assert cfg.with_overrides(["batch_size=3", "betas=[0, 0.9]", "vgg_weights=null", "perceptual_weight=0",
+                              "data=mnist:/d"]).to_dict() \
+        == {**cfg.to_dict(), "batch_size": 3, "betas": [0, 0.9], "vgg_weights": None, "perceptual_weight": 0,
+            "data": "mnist:/d"}
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(task="decoder"), "task must be one of"),
+    (dict(batch_size=0), "batch_size must be an integer >= 1"),
+    (dict(betas=(0.9,)), "betas must be two numbers"),
+    (dict(precision="fp8"), "precision must be one of"),
+    (dict(adv_loss="hinge"), "adv_loss must be"),
+    (dict(generator_checkpoint=None), "needs a trained generator"),
+    (dict(vgg_weights=None), "perceptual_weight > 0 needs vgg_weights"),
+    (dict(task="generator", encoder="tiny32"), "encoder is not used"),
+])
+def test_bad_configs_refused(kw, msg):
+    base = dict(data="x", generator_checkpoint="g")
+    with pytest.raises(ValueError, match=msg):
+        TrainConfig(**{**base, **kw})
+
+
+def test_unknown_fields_and_cli_errors(tmp_path, capsys):
+    with pytest.raises(ValueError, match="did you mean 'batch_size'"):
+        TrainConfig.from_dict({"batchsize": 3})
+    assert train_main(["encoder", "--run-dir", str(tmp_path), "bach_size=2"]) == 2
+    assert "did you mean 'batch_size'" in capsys.readouterr().err
+    assert train_main(["generator", "--run-dir", str(tmp_path), "--print-config", "data=d", "batch_size=2"]) == 0
+    assert json.loads(capsys.readouterr().out)["batch_size"] == 2
+
+
+# -- steps -----------------------------------------------------------------------------------------
+
+def test_encoder_loss_goes_down_on_fixed_batch(images, tmp_path):
+    cfg = tiny("encoder", images, adv_weight=0.0, flip=False, lr=3e-3, batch_size=8)
+    tr = Trainer(cfg, tmp_path)
+    batch = [tr._fixed[:8]]
+    pixel = []
+    for _ in range(15):
+        tr.train_step(batch)
+        pixel.append(tr.log_sums.pop("e/pixel").item())
+    assert pixel[-1] < 0.7 * pixel[0], pixel
+
+
+def test_encoder_full_objective_with_vgg_and_export(images, tmp_path):
+    cfg = tiny("encoder", images, vgg_weights="random", perceptual_weight=5e-5, total_steps=2,
+               image_every=2, sample_n=3, grad_accum=2)
+    result = train(cfg, tmp_path)
+    assert result["stopped_by"] == "done"
+    log = result["last_log"]
+    for key in ("e/pixel", "e/perceptual", "e/adv", "d/loss", "d/r1_penalty", "images_per_sec"):
+        assert np.isfinite(log[key]), key
+    assert log["kimg"] == 2 * 4 * 2 / 1000
+    enc = ghfeat.load_model(tmp_path / "encoder")
+    assert enc(torch.zeros(1, 3, 32, 32)).shape[:2] == (1, 8)
+    assert Image.open(tmp_path / "images" / "000000002.png").size[0] > 64
+    assert json.loads((tmp_path / "config.json").read_text())["grad_accum"] == 2
+
+
+def test_generator_steps_ema_w_avg_export(images, tmp_path):
+    cfg = tiny("generator", images, total_steps=3, image_every=3, sample_n=4, ema_kimg=0.01)
+    tr = Trainer(cfg, tmp_path)
+    G, G_ema = tr.models["G"], tr.models["G_ema"]
+    w_avg0 = G.w_avg.clone()
+    result = tr.run()
+    assert result["stopped_by"] == "done" and np.isfinite(result["last_log"]["g/adv"])
+    assert not torch.equal(G.w_avg, w_avg0) and torch.equal(G_ema.w_avg, G.w_avg)
+    assert not torch.equal(G_ema.synthesis.const, G.synthesis.const)           # beta = 0.5 ** 0.4
+    gen = ghfeat.load_model(tmp_path / "generator")
+    assert torch.equal(gen.synthesis.const, G_ema.synthesis.const)
+    assert (tmp_path / "images" / "000000003.png").is_file()
+
+
+# -- exact resume ----------------------------------------------------------------------------------
+
+def assert_same_state(a: dict, b: dict):
+    assert a["step"] == b["step"] and a["data_position"] == b["data_position"]
+    for name in a["models"]:
+        for key, t in a["models"][name].items():
+            torch.testing.assert_close(t, b["models"][name][key], rtol=0, atol=0, msg=f"{name}.{key}")
+    for name in a["optimizers"]:
+        for pid, st in a["optimizers"][name]["state"].items():
+            for key, t in st.items():
+                torch.testing.assert_close(t, b["optimizers"][name]["state"][pid][key], rtol=0, atol=0)
+    assert torch.equal(a["rng"][0]["torch"], b["rng"][0]["torch"])
+
+
+@pytest.mark.parametrize("task", ["encoder", "generator"])
+def test_resume_equals_straight_run(images, tmp_path, task):
+    extra = dict(vgg_weights="random", perceptual_weight=5e-5) if task == "encoder" else {}
+    cfg = tiny(task, images, **extra)
+    train(cfg, tmp_path / "straight", max_steps=4)
+    r1 = train(cfg, tmp_path / "split", max_steps=2)
+    assert r1 == {**r1, "step": 2, "stopped_by": "max_steps"}
+    train(cfg.replace(total_steps=50, log_every=2), tmp_path / "split", resume=True, max_steps=4)  # allowed changes
+    a = ck.load_checkpoint(ck.find_latest_checkpoint(tmp_path / "straight"))
+    b = ck.load_checkpoint(ck.find_latest_checkpoint(tmp_path / "split"))
+    assert a["step"] == 4
+    assert_same_state(a, b)
+    with pytest.raises(ValueError, match="lr: checkpoint"):
+        Trainer(cfg.replace(lr=0.5), tmp_path / "split", resume=True)
+
+
+def run_cli(args, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("RANK", None), env.pop("WORLD_SIZE", None)
+    return subprocess.Popen([sys.executable, "-m", "ghfeat.train.cli", *args], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+
+
+def wait_for_checkpoint(run_dir, min_step, proc, timeout=60):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        found = ck.list_checkpoints(run_dir)
+        if found and found[-1][0] >= min_step:
+            return found[-1][0]
+        assert proc.poll() is None, proc.stdout.read().decode()
+        time.sleep(0.05)
+    raise TimeoutError(f"no checkpoint >= {min_step} in {run_dir}")
+
+
+def test_sigkill_then_resume_then_sigterm_matches_straight_run(images, tmp_path):
+    cfg = tiny("encoder", images, ckpt_every=2, total_steps=10_000, log_every=1)
+    cfg.to_json(tmp_path / "cfg.json")
+    run = tmp_path / "run"
+    args = ["encoder", "--config", str(tmp_path / "cfg.json"), "--run-dir", str(run)]
+    proc = run_cli(args)
+    wait_for_checkpoint(run, 4, proc)
+    proc.send_signal(signal.SIGKILL)                 # no chance to clean up
+    proc.wait()
+    killed_at = ck.list_checkpoints(run)[-1][0]
+    proc = run_cli(args + ["--resume"])              # continues, then SIGTERM -> checkpoint + clean exit
+    wait_for_checkpoint(run, killed_at + 2, proc)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 0, out
+    assert "(signal)" in out
+    stopped = [r for r in read_jsonl(run / "metrics.jsonl") if r.get("event") == "stop"]
+    final_step = stopped[-1]["step"]
+    assert stopped[-1]["stopped_by"] == "signal" and ck.list_checkpoints(run)[-1][0] == final_step
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                         # as the subprocesses (float sums depend on it)
+    try:
+        train(cfg, tmp_path / "straight", max_steps=final_step)
+    finally:
+        torch.set_num_threads(threads)
+    assert_same_state(ck.load_checkpoint(ck.find_latest_checkpoint(tmp_path / "straight")),
+                      ck.load_checkpoint(ck.find_latest_checkpoint(run)))
+
+
+# -- 2-process data parallel on CPU ----------------------------------------------------------------
+
+def test_two_process_gloo_run(images, tmp_path):
+    cfg = tiny("encoder", images, batch_size=2, total_steps=3, ckpt_every=2, log_every=1)
+    cfg.to_json(tmp_path / "cfg.json")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "ghfeat.train.cli", "encoder", "--config", str(tmp_path / "cfg.json"),
+           "--run-dir", str(tmp_path / "run"), "device=cpu"]
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    state = ck.load_checkpoint(ck.find_latest_checkpoint(tmp_path / "run"))
+    assert state["step"] == 3 and state["world_size"] == 2 and len(state["rng"]) == 2
+    assert state["data_position"] == 3 * 2 * 2                     # global batch = 2 ranks x 2
+    assert not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])   # per-rank streams
+    logs = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "step" in r and "event" not in r]
+    assert [r["step"] for r in logs] == [1, 2, 3]                  # rank 0 logs only
+    assert (tmp_path / "run" / "encoder" / "model.safetensors").is_file()
