@@ -176,7 +176,10 @@ def infer_fmap_config(widths: dict[int, int], hint: dict, what: str) -> dict:
         hint: static kwargs of the network (tried first; official default 8192 / 512 / 1.0).
     """
     def fits(base, fmax, decay):
-        return all(num_features(s, base, fmax, decay) == c for s, c in widths.items())
+        try:
+            return all(num_features(s, base, fmax, decay) == c for s, c in widths.items())
+        except ValueError:            # the rule leaves < 1 channel somewhere
+            return False
 
     base, fmax, decay = int(hint.get("fmap_base", 8192)), int(hint.get("fmap_max", 512)), float(hint.get("fmap_decay", 1.0))
     if fits(base, fmax, decay):
