@@ -1,0 +1,488 @@
+"""The user-facing API: images in, GH-Feat features / reconstructions / style mixing out.
+
+    import ghfeat
+    feats = ghfeat.extract("digits/", levels=[5, 8], model="mnist32")  # {5: [N, 256], 8: [N, 256]}
+    rec = ghfeat.reconstruct(pil_images)                               # uint8 [N, 3, 32, 32]
+    grid = ghfeat.style_mix(content, style, levels=[7, 8], out="mix.png")
+
+Level numbering (binding, ``shared/DESIGN.md``): levels ``1..L``, level 1 is the *finest*
+generator layer and level L the most abstract; level ``k`` is generator layer ``L - k``
+(layers ``0..L-1`` run coarse 4x4 -> fine). Level ``k``'s feature is the full style code
+``(y_s, y_b)`` of that layer: ``2 * C`` numbers for a layer with ``C`` channels
+(:func:`level_dims`).
+
+Images may be tensors, numpy arrays, PIL images, paths, a folder, or lists of these; see
+:func:`load_images` (and ``ghfeat/_images.py``) for the range, channel and size rules.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import operator
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._images import (KIND_SIGNED, convert_images, expand_inputs, make_grid, num_images, save_grid,
+                      split_inputs, to_kind)
+
+__all__ = ["load_images", "level_to_layer", "layer_to_level", "parse_levels", "level_dims", "extract",
+           "encode", "decode", "reconstruct", "style_mix", "make_grid", "save_grid", "clear_model_cache"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Images
+# ------------------------------------------------------------------------------------------------
+
+def load_images(images, *, size: int | None = None, resize: bool = False, input_range=None,
+                device=None) -> torch.Tensor:
+    """Convert user images to the library convention: ``[N, 3, H, W]`` float32 RGB in [-1, 1].
+
+    Args:
+        images: one of, or a list of:
+            * ``torch.Tensor`` ``[N, C, H, W]`` or ``[C, H, W]`` (channels first); uint8 = [0, 255];
+            * ``numpy.ndarray`` ``[H, W]``, ``[H, W, C]`` or ``[N, H, W, C]`` (channels last, like
+              PIL); uint8 = [0, 255], uint16 = [0, 65535];
+            * ``PIL.Image.Image`` (any common mode);
+            * a path (``str`` / ``Path``) to an image file; a folder path (as the whole argument)
+              means all image files under it, sorted.
+        size: the expected square size. Without ``resize`` a different size raises.
+        resize: resize to ``size``: shorter side to ``size`` (bilinear, antialiased, aspect ratio
+            kept), then centre crop.
+        input_range: range of *float* (and non-uint8 integer) tensors/arrays: ``"[-1,1]"``
+            (default for floats), ``"[0,1]"``, ``"[0,255]"`` or ``(lo, hi)``. uint8 data, PIL
+            images and files are always [0, 255]. Float values outside the range (by more than
+            1% of it) raise; default-range floats with no negative value warn (probably [0, 1]).
+        device: where the result goes (default: the input tensor's device, else CPU).
+
+    Channels: 1 (grayscale) is repeated to RGB; 4 (RGBA) is alpha-composited onto white; other
+    counts raise. NaN/Inf, bool and complex dtypes, unreadable files, empty lists and mixed sizes
+    without ``resize`` raise with a message saying how to fix the input.
+
+    Returns:
+        ``[N, 3, H, W]`` float32 in [-1, 1].
+    """
+    return convert_images(images, size=size, resize=resize, input_range=input_range, device=device)[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# Levels
+# ------------------------------------------------------------------------------------------------
+
+def level_to_layer(level: int, num_layers: int) -> int:
+    """Paper level ``1..L`` (1 = finest) -> generator layer index ``L - level`` (0 = coarse 4x4)."""
+    return num_layers - parse_levels(level, num_layers)[0]
+
+
+def layer_to_level(layer: int, num_layers: int) -> int:
+    """Generator layer index ``0..L-1`` -> paper level ``L - layer``."""
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < num_layers:
+        raise ValueError(f"layer must be an int in 0..{num_layers - 1}, got {layer!r}")
+    return num_layers - layer
+
+
+def parse_levels(levels, num_layers: int, *, allow_empty: bool = False) -> list[int]:
+    """Validate levels and return them as a list of ints, in the order given.
+
+    Args:
+        levels: ``None`` (all levels ``1..L``, ascending), one int, or a sequence of ints
+            (e.g. ``[5, 9]`` means levels 5 and 9, not the range).
+        num_layers: L.
+    Raises:
+        ValueError: a level outside ``1..L``, a duplicate, a non-integer (bools too), or an
+            empty list (unless ``allow_empty``, used by code mixing where ``[]`` = no change).
+            Invalid levels are never dropped silently.
+    """
+    valid = f"levels are ints in 1..{num_layers} (1 = finest, {num_layers} = most abstract)"
+    if levels is None:
+        return list(range(1, num_layers + 1))
+    if isinstance(levels, (str, bytes)):
+        raise ValueError(f"{valid}; got the string {levels!r}")
+    if isinstance(levels, torch.Tensor):
+        seq = levels.tolist() if levels.ndim else [levels.item()]
+    elif isinstance(levels, Iterable):
+        seq = list(levels)
+    else:
+        seq = [levels]
+    if not seq and not allow_empty:
+        raise ValueError(f"empty list of levels; {valid}, or None for all")
+    out = []
+    for lv in seq:
+        if isinstance(lv, (bool, np.bool_)):
+            raise ValueError(f"{valid}; got the bool {lv!r}")
+        try:
+            v = operator.index(lv)
+        except TypeError:
+            raise ValueError(f"{valid}; got {lv!r} ({type(lv).__name__})") from None
+        if not 1 <= v <= num_layers:
+            raise ValueError(f"level {v} is out of range: {valid}")
+        if v in out:
+            raise ValueError(f"level {v} is given twice in {seq}; {valid}")
+        out.append(v)
+    return out
+
+
+def _style_dims_of(model) -> list[int]:
+    dims = getattr(model, "style_dims", None)
+    if dims is None:
+        raise TypeError(f"{type(model).__name__} has no `style_dims`; expected a GH-Feat encoder or a "
+                        "StyleGAN generator (or a registry name)")
+    return [int(d) for d in dims]
+
+
+def level_dims(model) -> dict[int, int]:
+    """Feature width of every level: ``{level: 2 * C}`` for levels ``1..L`` (ascending).
+
+    ``model``: an encoder, a generator (anything with ``style_dims``, coarse layer 0 first) or an
+    encoder registry name (built without weights). For the official 256x256 models:
+    levels 1-2: 128, 3-4: 256, 5-6: 512, 7-14: 1024 (total 9984); for "mnist32": 256 each.
+    """
+    if isinstance(model, str):
+        model = _get_model("encoder", model, pretrained=False)
+    dims = _style_dims_of(model)
+    L = len(dims)
+    return {k: dims[L - k] for k in range(1, L + 1)}
+
+
+# ------------------------------------------------------------------------------------------------
+# Models: names -> cached modules
+# ------------------------------------------------------------------------------------------------
+
+_MODEL_CACHE: dict[tuple[str, str, bool], nn.Module] = {}
+
+
+def clear_model_cache() -> None:
+    """Forget the models that :func:`extract` & co. built from registry names."""
+    _MODEL_CACHE.clear()
+
+
+def _get_model(kind: str, name: str, pretrained: bool) -> nn.Module:
+    key = (kind, name, bool(pretrained))
+    if key not in _MODEL_CACHE:
+        from . import _registry
+        from .models import encoder_zoo  # noqa: F401  (registers the encoders; models/__init__ does not yet)
+        build = _registry.create_encoder if kind == "encoder" else _registry.create_generator
+        _MODEL_CACHE[key] = build(name, pretrained=pretrained)
+    return _MODEL_CACHE[key]
+
+
+def _resolve_encoder(model, pretrained: bool, device) -> nn.Module:
+    if isinstance(model, str):
+        model = _get_model("encoder", model, pretrained)
+        if device is not None:
+            model.to(device)
+    elif not isinstance(model, nn.Module):
+        raise TypeError(f"model/encoder must be a registry name (see ghfeat.list_models(kind='encoder')) "
+                        f"or an nn.Module, got {type(model).__name__}")
+    _check_device(model, device, "encoder")
+    for attr in ("num_layers", "style_dims"):
+        if not hasattr(model, attr):
+            raise TypeError(f"{type(model).__name__} lacks `{attr}`; expected a GH-Feat encoder")
+    return model
+
+
+def _resolve_generator(generator, encoder: nn.Module, pretrained: bool, device) -> nn.Module:
+    if generator is None:
+        name = getattr(encoder, "generator_name", None)
+        if not name:
+            raise ValueError("this encoder does not name its paired generator (encoder.generator_name is "
+                             "None); pass generator= (a module or a registry name)")
+        generator = name
+    if isinstance(generator, str):
+        generator = _get_model("generator", generator, pretrained)
+        if device is not None:
+            generator.to(device)
+    elif not isinstance(generator, nn.Module) or not hasattr(generator, "synthesis"):
+        raise TypeError(f"generator must be a registry name or a StyleGANGenerator, got {type(generator).__name__}")
+    g_dims, e_dims = _style_dims_of(generator), _style_dims_of(encoder)
+    if g_dims != e_dims:
+        raise ValueError(f"encoder and generator do not fit: encoder style dims {e_dims}, generator style dims "
+                         f"{g_dims} (coarse layer 0 first); the encoder's paired generator is "
+                         f"{getattr(encoder, 'generator_name', None)!r}")
+    return generator
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def _check_device(model: nn.Module, device, what: str) -> None:
+    if device is None:
+        return
+    want, have = torch.device(device), _model_device(model)
+    if want.type != have.type or (want.index is not None and want.index != have.index):
+        raise ValueError(f"device={str(want)!r} but the {what} is on {have}; move it with {what}.to({str(want)!r}) "
+                         "(or leave device=None to run on the model's device)")
+
+
+def _autocast(dtype, device: torch.device):
+    """Autocast context for ``dtype`` (None / float32 = off; bf16 / fp16 = mixed precision)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+             "half": torch.float16, "fp32": torch.float32, "float32": torch.float32}
+    d = names.get(dtype.lower()) if isinstance(dtype, str) else dtype
+    if d not in (torch.float32, torch.bfloat16, torch.float16):
+        raise ValueError(f"dtype must be None, torch.float32, torch.bfloat16 or torch.float16 "
+                         f"('fp32' / 'bf16' / 'fp16'), got {dtype!r}")
+    if d == torch.float32:
+        return contextlib.nullcontext()
+    if d == torch.float16 and device.type == "cpu":
+        raise ValueError("dtype=float16 autocast is not supported on CPU; use dtype=torch.bfloat16 on CPU, "
+                         "or run on a CUDA device")
+    return torch.autocast(device_type=device.type, dtype=d)
+
+
+@contextlib.contextmanager
+def _eval_mode(*models: nn.Module):
+    states = [m.training for m in models]
+    try:
+        for m in models:
+            m.eval()
+        yield
+    finally:
+        for m, s in zip(models, states):
+            m.train(s)
+
+
+def _output_device(images) -> torch.device:
+    """Results go back to where the input was (CPU for files, PIL and numpy)."""
+    if isinstance(images, torch.Tensor):
+        return images.device
+    if isinstance(images, list) and images and isinstance(images[0], torch.Tensor):
+        return images[0].device
+    return torch.device("cpu")
+
+
+def _input_size(encoder: nn.Module) -> int | None:
+    spec = getattr(encoder, "input_spec", None) or {}
+    size = spec.get("size", getattr(encoder, "input_size", None))
+    return int(size) if size is not None else None
+
+
+def _encode_layers(encoder: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """Per-layer codes ``[N, 2C_i]``, layer 0 first, from ``forward_layers`` or the packed output."""
+    if hasattr(encoder, "forward_layers"):
+        layers = list(encoder.forward_layers(x))
+    else:
+        packed = encoder(x)
+        layers = [packed[:, i, :d] for i, d in enumerate(_style_dims_of(encoder))]
+    dims = _style_dims_of(encoder)
+    if len(layers) != len(dims) or any(y.shape[1] != d for y, d in zip(layers, dims)):
+        raise RuntimeError(f"encoder returned codes of widths {[y.shape[1] for y in layers]}, expected {dims}")
+    return layers
+
+
+def _pack(layers: Sequence[torch.Tensor], dmax: int) -> torch.Tensor:
+    from .models.generator import pack_styles
+    return pack_styles(layers, dmax)
+
+
+def _map_batches(images, fn, *, device: torch.device, size, resize: bool, input_range, batch_size: int,
+                 dtype, progress, desc: str):
+    """Convert ``images`` batch by batch, run ``fn(x) -> tuple[Tensor]`` under inference mode and
+    autocast, and concatenate the outputs (float32, on the input's device). Returns (outputs, kind)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    images = expand_inputs(images)
+    if isinstance(images, list) and not images:
+        raise ValueError("got an empty list of images")
+    n = num_images(images)
+    num_batches = max(1, math.ceil(n / batch_size))
+    show = (num_batches > 1) if progress is None else bool(progress)
+    out_device = _output_device(images)
+    results: list[list[torch.Tensor]] = []
+    kinds = set()
+    from tqdm.auto import tqdm
+    with torch.inference_mode(), _autocast(dtype, device):
+        for chunk in tqdm(split_inputs(images, batch_size), total=num_batches, disable=not show, desc=desc,
+                          unit="batch", leave=False):
+            x, kind = convert_images(chunk, size=size, resize=resize, input_range=input_range, device=device)
+            kinds.add(kind)
+            results.append([o.float().to(out_device) for o in fn(x)])
+    outs = [torch.cat(parts) if len(parts) > 1 else parts[0] for parts in zip(*results)]
+    return outs, (kinds.pop() if len(kinds) == 1 else KIND_SIGNED)
+
+
+# ------------------------------------------------------------------------------------------------
+# Features
+# ------------------------------------------------------------------------------------------------
+
+def extract(images, levels=None, model="mnist32", *, flatten: bool = False, batch_size: int = 64,
+            input_range=None, resize: bool = False, dtype=None, device=None, progress=None,
+            pretrained: bool = True):
+    """GH-Feat features of ``images``.
+
+    Args:
+        images: anything :func:`load_images` accepts (tensors, numpy, PIL, paths, a folder, lists);
+            converted batch by batch, so a large uint8 tensor is never converted whole.
+        levels: paper levels (1 = finest, L = most abstract): None (all), an int or a list.
+        model: an encoder module or a registry name (built once with ``pretrained`` weights and
+            cached; see :func:`clear_model_cache`).
+        flatten: return one ``[N, sum(dims)]`` tensor, levels concatenated **in the order given**.
+        batch_size: images per forward pass; a tqdm bar shows when there is more than one batch
+            (``progress=True/False`` forces it on/off).
+        input_range, resize: see :func:`load_images` (the size comes from ``model.input_spec``).
+        dtype: autocast dtype (None = float32; ``torch.bfloat16`` on CPU or CUDA; ``torch.float16``
+            on CUDA only). Features are returned as float32 either way.
+        device: run there (a registry-name model is moved there; a module must already be there).
+            Default: the model's device.
+    Returns:
+        ``{level: [N, 2C] float32}`` in ascending level order, on the input tensor's device (CPU for
+        files, PIL and numpy); level ``k`` holds the full style code ``(y_s, y_b)`` of generator
+        layer ``L - k``. With ``flatten=True``: ``[N, sum of the dims]``.
+
+    Runs in eval mode (restored afterwards) under ``torch.inference_mode``.
+    """
+    enc = _resolve_encoder(model, pretrained, device)
+    L = int(enc.num_layers)
+    wanted = parse_levels(levels, L)
+    ordered = sorted(wanted)
+    dev = _model_device(enc)
+
+    def fn(x):
+        layers = _encode_layers(enc, x)
+        return tuple(layers[L - k] for k in ordered)
+
+    with _eval_mode(enc):
+        outs, _ = _map_batches(images, fn, device=dev, size=_input_size(enc), resize=resize,
+                               input_range=input_range, batch_size=batch_size, dtype=dtype, progress=progress,
+                               desc="GH-Feat extract")
+    feats = dict(zip(ordered, outs))
+    if flatten:
+        return torch.cat([feats[k] for k in wanted], dim=1)
+    return feats
+
+
+def encode(images, encoder="mnist32", *, batch_size: int = 64, input_range=None, resize: bool = False,
+           dtype=None, device=None, progress=None, pretrained: bool = True) -> torch.Tensor:
+    """Packed GH-Feat codes ``[N, L, 2*C_max]`` float32 (layer 0 = coarse first; narrower codes tiled,
+    as the official encoder outputs them), ready for ``G.synthesis(styles=...)``. Arguments as in
+    :func:`extract`."""
+    enc = _resolve_encoder(encoder, pretrained, device)
+    dmax = max(_style_dims_of(enc))
+    with _eval_mode(enc):
+        outs, _ = _map_batches(images, lambda x: (_pack(_encode_layers(enc, x), dmax),),
+                               device=_model_device(enc), size=_input_size(enc), resize=resize,
+                               input_range=input_range, batch_size=batch_size, dtype=dtype, progress=progress,
+                               desc="GH-Feat encode")
+    return outs[0]
+
+
+def decode(codes, generator, *, batch_size: int = 64, dtype=None, progress=None,
+           pretrained: bool = True) -> torch.Tensor:
+    """Images from GH-Feat codes: ``G.synthesis(styles=codes, randomize_noise=False)`` (stored noise).
+
+    Args:
+        codes: packed ``[N, L, 2*C_max]`` or a list of ``L`` tensors ``[N, 2C_i]`` (layer 0 first).
+        generator: a StyleGAN generator or a registry name.
+    Returns:
+        ``[N, 3, R, R]`` float32, about [-1, 1] (not clamped), on the codes' device.
+    """
+    if isinstance(generator, str):
+        generator = _get_model("generator", generator, pretrained)
+    if isinstance(codes, (list, tuple)):
+        codes = _pack(list(codes), max(_style_dims_of(generator)))
+    if not isinstance(codes, torch.Tensor) or codes.ndim != 3:
+        raise ValueError("codes must be packed [N, L, 2*C_max] or a list of [N, 2C_i] tensors")
+    dev, out_dev = _model_device(generator), codes.device
+    n = codes.shape[0]
+    num_batches = max(1, math.ceil(n / batch_size))
+    show = (num_batches > 1) if progress is None else bool(progress)
+    from tqdm.auto import tqdm
+    outs = []
+    with _eval_mode(generator), torch.inference_mode(), _autocast(dtype, dev):
+        for i in tqdm(range(0, n, batch_size), total=num_batches, disable=not show, desc="GH-Feat decode",
+                      unit="batch", leave=False):
+            y = codes[i:i + batch_size].to(dev, torch.float32)
+            outs.append(generator.synthesis(styles=y, randomize_noise=False).float().to(out_dev))
+    return torch.cat(outs) if outs else codes.new_zeros((0, 3, generator.resolution, generator.resolution))
+
+
+# ------------------------------------------------------------------------------------------------
+# Reconstruction and style mixing
+# ------------------------------------------------------------------------------------------------
+
+def reconstruct(images, encoder="mnist32", generator=None, *, return_codes: bool = False, batch_size: int = 64,
+                input_range=None, resize: bool = False, dtype=None, device=None, progress=None,
+                pretrained: bool = True):
+    """Reconstruct images through GH-Feat: ``G.synthesis(styles=E(x), randomize_noise=False)``.
+
+    Args:
+        images: anything :func:`load_images` accepts.
+        encoder: encoder module or registry name.
+        generator: generator module, registry name, or None for the encoder's paired generator
+            (``encoder.generator_name``, built with pretrained weights and cached).
+        return_codes: also return the packed codes ``[N, L, 2*C_max]`` float32.
+        Other arguments as in :func:`extract`.
+    Returns:
+        ``[N, 3, R, R]`` in the input's range, clamped: uint8 [0, 255] for uint8 / PIL / file input,
+        float [0, 1] for ``input_range="[0,1]"``, otherwise float [-1, 1]. Mixed inputs give
+        [-1, 1]. On the input tensor's device (CPU for files, PIL, numpy).
+    """
+    enc = _resolve_encoder(encoder, pretrained, device)
+    gen = _resolve_generator(generator, enc, pretrained, device)
+    dmax = max(_style_dims_of(enc))
+    g_dev = _model_device(gen)
+
+    def fn(x):
+        codes = _pack(_encode_layers(enc, x), dmax)
+        img = gen.synthesis(styles=codes.to(g_dev, torch.float32), randomize_noise=False)
+        return (img, codes) if return_codes else (img,)
+
+    with _eval_mode(enc, gen):
+        outs, kind = _map_batches(images, fn, device=_model_device(enc), size=_input_size(enc), resize=resize,
+                                  input_range=input_range, batch_size=batch_size, dtype=dtype, progress=progress,
+                                  desc="GH-Feat reconstruct")
+    rec = to_kind(outs[0], kind)
+    return (rec, outs[1]) if return_codes else rec
+
+
+def style_mix(content_images, style_images, levels, encoder="mnist32", generator=None, out=None, *,
+              input_range=None, resize: bool = False, batch_size: int = 64, dtype=None, device=None,
+              pretrained: bool = True) -> torch.Tensor:
+    """Style mixing (paper Sec. 4.3.1, Fig. 3): for every (content, style) pair, the content's codes
+    at ``levels`` are replaced by the style image's, and the result is decoded.
+
+    Args:
+        content_images, style_images: anything :func:`load_images` accepts (C and S images).
+        levels: the levels taken from the style image (e.g. high levels = pose/shape, low levels =
+            colour); None means all levels (every cell is then the style's reconstruction), [] none
+            (every cell is the content's reconstruction).
+        encoder, generator: as in :func:`reconstruct`.
+        out: optional PNG path; the grid is written there (white padding).
+    Returns:
+        ``[S + 1, C + 1, 3, R, R]`` float32 in [-1, 1] (clamped), laid out as the paper's Fig. 3:
+        row 0 = ``[blank (white), content_1 .. content_C]``, column 0 = the style images, cell
+        ``[1 + j, 1 + i]`` = content ``i`` with the levels of style ``j``. ``grid.flatten(0, 1)``
+        with ``nrow = C + 1`` gives the picture (what ``out`` holds).
+    """
+    from .editing import mix_codes
+
+    enc = _resolve_encoder(encoder, pretrained, device)
+    gen = _resolve_generator(generator, enc, pretrained, device)
+    size = _input_size(enc)
+    content = load_images(content_images, size=size, resize=resize, input_range=input_range)
+    style = load_images(style_images, size=size, resize=resize, input_range=input_range)
+    lv = parse_levels(levels, int(enc.num_layers), allow_empty=True)
+    kw = dict(batch_size=batch_size, dtype=dtype, progress=False)
+    c_codes, s_codes = encode(content, enc, **kw), encode(style, enc, **kw)
+    C, S = c_codes.shape[0], s_codes.shape[0]
+    mixed = mix_codes(c_codes.repeat(S, 1, 1), s_codes.repeat_interleave(C, dim=0), lv, enc.num_layers)
+    cells = decode(mixed, gen, batch_size=batch_size, dtype=dtype, progress=False).clamp(-1, 1)
+    _, ch, h, w = content.shape
+    grid = torch.ones(S + 1, C + 1, ch, h, w)
+    grid[0, 1:] = content.cpu()
+    grid[1:, 0] = style.cpu()
+    grid[1:, 1:] = cells.cpu().view(S, C, ch, h, w)
+    if out is not None:
+        save_grid(grid, out, nrow=C + 1)
+    return grid
