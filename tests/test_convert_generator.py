@@ -542,6 +542,7 @@ def test_convert_installs_into_cache_and_checks_registry(tmp_path, monkeypatch):
     # "tiny32" is registered with another architecture: installing under it must fail
     with pytest.raises(ValueError, match="registered generator 'stylegan-tiny32'"):
         convert_api.convert(path, name="tiny32")
+    assert not (tmp_path / "cache" / "discriminator" / "stylegan-tiny32").exists()   # nothing written
     with pytest.raises(ValueError, match="pass name="):
         convert_api.convert(path)            # name cannot be read off "stylegan-tiny-32.pkl"
 
@@ -589,3 +590,27 @@ def test_cli_summary_and_error(official, tmp_path, capsys):
     assert convert_main([str(bad), "--out", str(tmp_path / "o2")]) == 2
     assert "refusing to load global" in capsys.readouterr().err
     assert not (tmp_path / "pwned").exists()
+
+
+def test_encoder_pickle_end_to_end(tmp_path):
+    """(E, G, D, Gs) through the real encoder converter: E pairs with the converted Gs and the three
+    Hub folders load back. E's variables come from the encoder converter's own test (tiny ResNet-50
+    heads sized for a 256 px generator with [16]*8 + [8]*2 + [4]*2 + [2]*2 style dims)."""
+    import ghfeat
+
+    enc_test = pytest.importorskip("test_convert_encoder")
+    cfg = TinyConfig(resolution=256, fmap_base=128, fmap_max=8, z_dim=8, w_dim=8, mapping_layers=2)
+    path = tmp_path / "ghfeat-encoder-ffhq-256.pkl"
+    write_encoder_pkl(path, cfg, enc_test._official_variables())
+    res = convert_api.convert(path, name="e2e256", out=tmp_path / "hub")
+    assert [res["networks"][k]["name"] for k in ("encoder", "generator", "discriminator")] == \
+        ["e2e256", "stylegan-e2e256", "stylegan-e2e256"]
+    E = ghfeat.load_model(tmp_path / "hub" / "encoder")
+    G = ghfeat.load_model(tmp_path / "hub" / "generator")
+    assert E.generator_name == "stylegan-e2e256" and list(E.config["style_dims"]) == G.style_dims
+    x = torch.rand(2, 3, E.config["input_size"], E.config["input_size"]) * 2 - 1
+    with torch.no_grad():
+        y = E(x)
+        torch.testing.assert_close(y, res["models"]["encoder"](x))
+        img = G.synthesis(styles=y)
+    assert img.shape == (2, 3, 256, 256) and torch.isfinite(img).all()

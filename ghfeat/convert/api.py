@@ -180,11 +180,13 @@ def convert(path: str | os.PathLike, name: str | None = None, out: str | os.Path
     from ..pretrained import sha256_file
     sha = sha256_file(path)
     result = {"format": fmt, "source": str(path), "sha256": sha, "which": which, "networks": {}, "models": models}
+    if install:   # every check before the first write: a refused conversion installs nothing
+        for kind, model in models.items():
+            _check_registry(kind, names[kind], model)
     for kind, model in models.items():
         entry = dict(info[kind], name=names[kind], num_params=_num_params(model), **{"class": type(model).__name__})
         if install:
             from ..pretrained import install_converted
-            _check_registry(kind, names[kind], model)
             entry["path"] = str(install_converted(kind, names[kind], model, path, sha))
         if out is not None:
             from ..hub import write_hub_folder

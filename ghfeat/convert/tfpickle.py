@@ -161,16 +161,15 @@ def _plain(obj):
     return obj
 
 
-def loads_tf_pickle(data: bytes, source: str = "<bytes>") -> list[dict]:
-    """Parse the bytes of an official tflib pickle; returns one dict per network, in file order."""
+def _load(fileobj, source: str) -> list[dict]:
     try:
-        obj = RestrictedUnpickler(io.BytesIO(data)).load()
+        obj = RestrictedUnpickler(fileobj).load()
     except UnsafePickleError as exc:
         raise UnsafePickleError(f"{source}: {exc}") from None
     except _StructureError as exc:
         raise ValueError(f"{source}: {exc}") from None
-    except (pickle.UnpicklingError, EOFError, IndexError, KeyError, TypeError, AttributeError, ValueError, MemoryError,
-            UnicodeDecodeError, OverflowError, ImportError) as exc:
+    except (pickle.UnpicklingError, EOFError, IndexError, KeyError, TypeError, AttributeError, ValueError,
+            MemoryError, UnicodeDecodeError, OverflowError, ImportError) as exc:
         raise ValueError(f"{source} is not a readable pickle ({type(exc).__name__}: {exc}); it may be "
                          "truncated or corrupt: download it again and compare its size/sha256 with the "
                          "published one.") from exc
@@ -184,9 +183,15 @@ def loads_tf_pickle(data: bytes, source: str = "<bytes>") -> list[dict]:
     return [network_from_state(o, f"{source}[{i}]") for i, o in enumerate(obj)]
 
 
+def loads_tf_pickle(data: bytes, source: str = "<bytes>") -> list[dict]:
+    """Parse the bytes of an official tflib pickle; returns one dict per network, in file order."""
+    return _load(io.BytesIO(data), source)
+
+
 def read_tf_pickle(path: str | os.PathLike) -> list[dict]:
-    """Read an official TF pickle file (see :func:`loads_tf_pickle`)."""
+    """Read an official TF pickle file (streamed; see :func:`loads_tf_pickle`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
-    return loads_tf_pickle(path.read_bytes(), str(path))
+    with open(path, "rb", buffering=1 << 20) as f:
+        return _load(f, str(path))
