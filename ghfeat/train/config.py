@@ -105,7 +105,7 @@ class TrainConfig:
     device: str = "auto"                    # "auto" | "cuda" | "cpu"
     precision: str = "fp32"                 # "fp32" | "bf16" | "fp16" (autocast; GradScaler for fp16)
     channels_last: bool = False
-    compile: bool = False                   # torch.compile E / G (not D: R1 needs double backward)
+    compile: bool = False                   # torch.compile E/G in place (not D: R1 needs double backward)
     tf32: bool = True                       # allow TF32 matmuls/convs on Ampere+ GPUs (fp32 runs)
     sync_bn: bool = True                    # encoder BatchNorm synchronised across GPUs (CUDA only)
     num_workers: int = 2

@@ -15,7 +15,9 @@ mixing, ``w_avg`` tracking) vs real with the logistic loss + R1 -> **G step** (n
 ``G_ema = lerp(G, G_ema, 0.5 ** (batch / (ema_kimg * 1000)))``.
 
 Systems: CUDA autocast in bf16/fp16 (GradScaler for fp16), channels_last, optional torch.compile
-(E/G; not D, whose R1 penalty needs double backward), gradient accumulation, multi-GPU through
+(in place, ``nn.Module.compile``: E and the frozen synthesis for
+the encoder task, mapping + synthesis for the generator task; never D, whose R1 penalty needs
+double backward), gradient accumulation, multi-GPU through
 ``torchrun``. Data parallelism reduces gradients by hand (one flat all-reduce per optimizer step,
 as NVIDIA's stylegan2-ada does) instead of wrapping modules in ``DistributedDataParallel``: the
 R1 penalty's double backward, D being called twice per step and frozen-module switches then need
@@ -210,8 +212,7 @@ class Trainer:
         self.device = self.dist.device
         if cfg.precision == "fp16" and self.device.type != "cuda":
             raise ValueError("precision='fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
-        resume_path = self._resume_path(resume)
-        ckpt = ck.load_checkpoint(resume_path) if resume_path else None
+        ckpt = self._load_resume(resume)
         if ckpt is not None:
             cfg = self._check_resume_config(cfg, ckpt)
         self.cfg = cfg
@@ -251,15 +252,10 @@ class Trainer:
             if cfg.channels_last:
                 self.vgg.to(memory_format=torch.channels_last)
 
-        # compiled forwards (the parameters stay those of the plain modules)
-        self.fwd = {}
-        if self.task == "encoder":
-            self.fwd["E"] = self.models["E"]
-            self.fwd["synthesis"] = self.G.synthesis
-        else:
-            self.fwd["G"] = self.G
-        if cfg.compile:
-            self.fwd = {k: torch.compile(v) for k, v in self.fwd.items()}
+        if cfg.compile:     # in place (nn.Module.compile): state_dict keys and EMA stay as they are
+            for m in ([self.models["E"], self.G.synthesis] if self.task == "encoder"
+                      else [self.G.mapping, self.G.synthesis]):
+                m.compile()
 
         self.opts = {name: torch.optim.Adam(self.models[name].parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
                      for name in self.trained}
@@ -294,18 +290,24 @@ class Trainer:
         np.random.seed(seed % 2 ** 32)
         torch.manual_seed(seed)
 
-    def _resume_path(self, resume) -> Path | None:
+    def _load_resume(self, resume) -> dict | None:
+        """The checkpoint to resume from: ``resume`` = True/"latest" (newest readable one of the run
+        folder; None when there is none) or a path."""
         if not resume:
             return None
         if resume is True or resume == "latest":
-            path = ck.find_latest_checkpoint(self.run_dir, verify=True)
-            if path is None and self.dist.is_main:
+            for _, path in reversed(ck.list_checkpoints(self.run_dir)):
+                try:
+                    return ck.load_checkpoint(path)
+                except ValueError as exc:      # unreadable (e.g. a disk that lied about fsync)
+                    warnings.warn(f"skipping {path}: {exc}", RuntimeWarning, stacklevel=3)
+            if self.dist.is_main:
                 print(f"[ghfeat] no checkpoint in {self.run_dir}; starting a new run")
-            return path
+            return None
         path = Path(resume)
         if not path.is_file():
             raise FileNotFoundError(f"resume checkpoint {path} does not exist")
-        return path
+        return ck.load_checkpoint(path)
 
     @staticmethod
     def _check_resume_config(cfg: TrainConfig, ckpt: dict) -> TrainConfig:
@@ -384,7 +386,7 @@ class Trainer:
         with self.timer("E_step"):
             for x in batches:
                 with self._autocast():
-                    x_rec = self.fwd["synthesis"](styles=self.fwd["E"](x), randomize_noise=False)
+                    x_rec = self.G.synthesis(styles=E(x), randomize_noise=False)
                     loss, logs = encoder_loss(x, x_rec, self.vgg, D if use_adv else None,
                                               perceptual_weight=cfg.perceptual_weight,
                                               adv_weight=cfg.adv_weight, adv=self.adv)
@@ -418,7 +420,7 @@ class Trainer:
                 z = torch.randn(n, G.z_dim, device=self.device)
                 with self._autocast():
                     with torch.no_grad():
-                        fake = self.fwd["G"](z)
+                        fake = G(z)
                     d_loss, d_logs = self.adv.d_loss(D, x, fake)
                 self._backward(d_loss)
                 self._accumulate_logs(d_logs)
@@ -431,7 +433,7 @@ class Trainer:
             for _ in batches:
                 z = torch.randn(n, G.z_dim, device=self.device)
                 with self._autocast():
-                    g_loss, g_logs = self.adv.g_loss(D, self.fwd["G"](z))
+                    g_loss, g_logs = self.adv.g_loss(D, G(z))
                 self._backward(g_loss)
                 self._accumulate_logs(g_logs)
             self._opt_step("G")
@@ -610,6 +612,9 @@ class Trainer:
                     self.save()
         if bar is not None:
             bar.close()
+        if self.log_count:                      # the partial last interval
+            now = time.perf_counter()
+            last_log = self._flush_logs(now - t_last, steps_since)
         if stopped_by == "done":
             if cfg.image_every:
                 self.save_images()
