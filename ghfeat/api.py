@@ -473,7 +473,7 @@ def style_mix(content_images, style_images, levels, encoder="mnist32", generator
     content = load_images(content_images, size=size, resize=resize, input_range=input_range)
     style = load_images(style_images, size=size, resize=resize, input_range=input_range)
     lv = parse_levels(levels, int(enc.num_layers), allow_empty=True)
-    kw = dict(batch_size=batch_size, dtype=dtype, progress=False)
+    kw = dict(batch_size=batch_size, dtype=dtype, progress=False, input_range="[-1,1]")   # already converted
     c_codes, s_codes = encode(content, enc, **kw), encode(style, enc, **kw)
     C, S = c_codes.shape[0], s_codes.shape[0]
     mixed = mix_codes(c_codes.repeat(S, 1, 1), s_codes.repeat_interleave(C, dim=0), lv, enc.num_layers)

@@ -254,9 +254,9 @@ def harmonize(background, patch, mask, encoder="mnist32", generator=None, *, bac
         raise ValueError(f"patch batch {pt.shape[0]} must be 1 or {bg.shape[0]}")
     m = _prepare_mask(mask, bg.shape[0], bg.shape[-1], bg.device)
     comp = m * pt + (1 - m) * bg
-    codes = encode(comp, enc, progress=False)
+    codes = encode(comp, enc, progress=False, input_range="[-1,1]")       # already converted
     if background_levels is not None:
-        codes = mix_codes(codes, encode(bg, enc, progress=False), background_levels)
+        codes = mix_codes(codes, encode(bg, enc, progress=False, input_range="[-1,1]"), background_levels)
     out = decode(codes, gen, progress=False).clamp(-1, 1)
     return (out, comp) if return_composite else out
 

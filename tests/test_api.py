@@ -333,3 +333,47 @@ def test_make_grid_shapes():
     g = ghfeat.api.make_grid(rand_images(5), nrow=3, padding=1)
     assert g.shape == (3, 2 * 33 + 1, 3 * 33 + 1)
     assert ghfeat.api.make_grid(torch.zeros(2, 3, 1, 4, 4), padding=0).shape == (3, 8, 12)
+
+
+# ------------------------------------------------------------------------------------------------
+# Example scripts (random weights: pipeline only)
+# ------------------------------------------------------------------------------------------------
+
+def _example(name):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_example_scripts(tmp_path):
+    mix = _example("style_mixing")
+    assert mix.main(["--random-weights", "--out", str(tmp_path / "mix.png")]) == 0
+    assert Image.open(tmp_path / "mix.png").size == (6 * 34 + 2, 6 * 34 + 2)
+    digits = mix.bundled_digits()
+    assert digits.shape == (10, 3, 32, 32)
+    (tmp_path / "digits").mkdir()
+    for i in range(3):
+        Image.fromarray(((digits[i, 0] + 1) * 127.5).round().to(torch.uint8).numpy()).save(tmp_path / "digits" / f"{i}.png")
+    ext = _example("extract_features")
+    assert ext.main([str(tmp_path / "digits"), "--random-weights", "--levels", "8", "2", "--out", str(tmp_path / "f.npz")]) == 0
+    data = np.load(tmp_path / "f.npz")
+    assert data["level_2"].shape == (3, 256) and data["level_8"].shape == (3, 256)
+    assert [p.endswith(f"{i}.png") for i, p in enumerate(data["files"])] == [True] * 3
+
+
+def test_example_linear_probe(tmp_path):
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+    if not root.is_dir():
+        pytest.skip(f"no MNIST at {root}")
+    probe = _example("linear_probe")
+    out = tmp_path / "probe.json"
+    assert probe.main(["--data", str(root), "--random-weights", "--limit", "64", "--epochs", "1",
+                       "--no-single-levels", "--json", str(out)]) == 0
+    import json
+    res = json.loads(out.read_text())
+    assert res["n_train"] == 64 and 0 <= res["top1"]["all"] <= 100
