@@ -19,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import math
 import operator
-import os
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
