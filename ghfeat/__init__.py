@@ -21,9 +21,10 @@ _EXPORTS = {
     "StyleGANGenerator": ".models", "StyleGANDiscriminator": ".models",
     "MappingNetwork": ".models", "SynthesisNetwork": ".models",
     "GHFeatEncoder": ".models",
-    "PretrainedCfg": ".pretrained",
+    "PretrainedCfg": ".pretrained", "WeightsError": ".pretrained",
     "extract": ".api", "reconstruct": ".api", "style_mix": ".api", "load_images": ".api",
-    "level_dims": ".api",
+    "level_dims": ".api", "encode": ".api", "decode": ".api", "save_grid": ".api",
+    "parse_levels": ".api",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,4 +1,5 @@
 """Architectures (shapes and hyperparameters only; loading lives in ghfeat.pretrained)."""
 from .generator import MappingNetwork, SynthesisNetwork, StyleGANGenerator, pack_styles, unpack_styles
 from .discriminator import StyleGANDiscriminator
-from . import zoo  # noqa: F401  (registers the model entries)
+from .encoder import GHFeatEncoder
+from . import zoo, encoder_zoo  # noqa: F401,E401  (register the model entries)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..hub import HubMixin
 from ._base import register_module_class, register_to_config
 from .generator import check_resolution, num_features
 from .layers import SQRT2, Blur, EqualizedConv2d, EqualizedLinear, minibatch_stddev
@@ -25,7 +26,7 @@ class DiscriminatorBlock(nn.Module):
 
 
 @register_module_class
-class StyleGANDiscriminator(nn.Module):
+class StyleGANDiscriminator(HubMixin, nn.Module):
     """StyleGAN v1 discriminator: FromRGB, blocks with blur + 2x downsampling, minibatch stddev,
     a 3x3 conv and two dense layers.
 

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..hub import HubMixin
 from ._base import register_module_class, register_to_config
 from .generator import pack_styles
 
@@ -248,7 +249,7 @@ class LevelHeads(nn.Module):
 
 
 @register_module_class
-class GHFeatEncoder(nn.Module):
+class GHFeatEncoder(HubMixin, nn.Module):
     """GH-Feat hierarchical encoder: image -> per-layer StyleGAN style codes (GH-Feat).
 
     Args:
@@ -344,6 +345,11 @@ class GHFeatEncoder(nn.Module):
         """Backbone feature maps ``[R4, R5, R6]`` (e.g. ``[N, 1024, 16, 16]``, ``[N, 2048, 8, 8]``,
         ``[N, 2048, 4, 4]`` for the official config)."""
         return self.backbone(self._check_input(x))
+
+    def extract(self, images, levels=None, **kwargs):
+        """GH-Feat of ``images`` at paper ``levels`` (see :func:`ghfeat.extract`)."""
+        from ..api import extract
+        return extract(images, levels, model=self, **kwargs)
 
     def forward_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``x [N, C, R, R]`` in [-1, 1] -> list of ``L`` style codes ``[N, 2C_i]``, layer 0 (coarse)

@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..hub import HubMixin
 from ._base import register_module_class, register_to_config
 from .layers import (SQRT2, Blur, EqualizedConv2d, EqualizedLinear, NoiseInjection, instance_norm,
                      pixel_norm)
@@ -189,7 +190,7 @@ class SynthesisNetwork(nn.Module):
 
 
 @register_module_class
-class StyleGANGenerator(nn.Module):
+class StyleGANGenerator(HubMixin, nn.Module):
     """StyleGAN v1 generator: mapping (z -> w), truncation, style mixing, synthesis.
 
     Args:
