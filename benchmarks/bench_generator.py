@@ -10,23 +10,13 @@ and channels_last. Usage:
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 import ghfeat
+from _timing import timed  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
-def timed(fn, iters: int, device: torch.device) -> float:
-    fn()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / iters
 
 
 def main(argv=None):

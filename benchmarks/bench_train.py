@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,18 +29,9 @@ from PIL import Image
 
 from ghfeat.train.config import TrainConfig
 from ghfeat.train.trainer import Trainer
+from _timing import timed  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
-def timed(fn, iters: int, device: torch.device) -> float:
-    fn()                                   # warm-up (cudnn autotune, allocator)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / iters
 
 
 def settings(device: torch.device, batch: int | None):

@@ -105,6 +105,17 @@ def _to_tf_dense(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(_np(t).T)
 
 
+# genforce ``synthesis.layer{i}.<what>`` -> (official TF name, layout conversion)
+_SYNTHESIS_LAYER_KEYS = {
+    "weight": ("{scope}/weight", lambda t: _to_tf_conv(t)),
+    "bias": ("{scope}/bias", lambda t: _np(t)),
+    "style.weight": ("{scope}/StyleMod/weight", lambda t: _to_tf_dense(t)),
+    "style.bias": ("{scope}/StyleMod/bias", lambda t: _np(t)),
+    "apply_noise.weight": ("{scope}/Noise/weight", lambda t: _np(t)),
+    "apply_noise.noise": ("noise{i}", lambda t: _np(t)),
+}
+
+
 def _check_blur(key: str, t: torch.Tensor, ignored: list, where: str) -> None:
     if t.ndim != 4 or tuple(t.shape[1:]) != (1, 3, 3) or not torch.allclose(t.float(), _BLUR.expand_as(t)):
         raise ValueError(f"{where}: {key} is not the [1, 2, 1] blur filter ghfeat implements")
@@ -141,21 +152,11 @@ def convert_genforce_generator(sd: dict[str, torch.Tensor], source: str = "gener
         elif m := re.fullmatch(r"synthesis\.layer(\d+)\.(weight|bias|style\.weight|style\.bias|"
                                r"apply_noise\.weight|apply_noise\.noise|blur\.kernel)", key):
             i, what = int(m.group(1)), m.group(2)
-            scope = tf_layer_scope(i)
-            if what == "weight":
-                syn[f"{scope}/weight"] = _to_tf_conv(t)
-            elif what == "bias":
-                syn[f"{scope}/bias"] = _np(t)
-            elif what == "style.weight":
-                syn[f"{scope}/StyleMod/weight"] = _to_tf_dense(t)
-            elif what == "style.bias":
-                syn[f"{scope}/StyleMod/bias"] = _np(t)
-            elif what == "apply_noise.weight":
-                syn[f"{scope}/Noise/weight"] = _np(t)
-            elif what == "apply_noise.noise":
-                syn[f"noise{i}"] = _np(t)
-            else:
+            if what == "blur.kernel":
                 _check_blur(key, t, ignored, where)
+            else:
+                name, convert = _SYNTHESIS_LAYER_KEYS[what]
+                syn[name.format(scope=tf_layer_scope(i), i=i)] = convert(t)
         elif m := re.fullmatch(r"synthesis\.output(\d+)\.(weight|bias)", key):
             b, what = int(m.group(1)), m.group(2)
             syn[f"ToRGB_lod{log2 - 2 - b}/{what}"] = _to_tf_conv(t) if what == "weight" else _np(t)

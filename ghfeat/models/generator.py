@@ -257,9 +257,12 @@ class StyleGANGenerator(HubMixin, nn.Module):
         return self.synthesis.styles_from_w(w_plus)
 
     # -- latent handling -----------------------------------------------------------------------
-    def truncate(self, w_plus: torch.Tensor, psi: float, cutoff: int | None = None) -> torch.Tensor:
-        """``w_avg + psi * (w - w_avg)`` on layers ``< cutoff`` (all layers if cutoff is None)."""
-        cutoff = self.num_layers if cutoff is None else cutoff
+    def truncate(self, w_plus: torch.Tensor, psi: float | None, cutoff: int | None = None) -> torch.Tensor:
+        """``w_avg + psi * (w - w_avg)`` on layers ``< cutoff`` (default ``self.truncation_cutoff``);
+        ``psi`` None or 1 returns ``w_plus`` unchanged."""
+        if psi is None or psi == 1:
+            return w_plus
+        cutoff = self.truncation_cutoff if cutoff is None else cutoff
         coefs = torch.ones(self.num_layers, 1, device=w_plus.device, dtype=w_plus.dtype)
         coefs[:cutoff] = psi
         avg = self.w_avg.to(w_plus.dtype)
@@ -291,9 +294,7 @@ class StyleGANGenerator(HubMixin, nn.Module):
             w2 = self.mapping(torch.randn_like(z))
             crossover = int(torch.randint(1, L, ()))
             w_plus = torch.cat([w_plus[:, :crossover], w2.unsqueeze(1).repeat(1, L - crossover, 1)], 1)
-        if truncation_psi is not None and truncation_psi != 1:
-            w_plus = self.truncate(w_plus, truncation_psi,
-                                   self.truncation_cutoff if truncation_cutoff is None else truncation_cutoff)
+        w_plus = self.truncate(w_plus, truncation_psi, truncation_cutoff)
         img = self.synthesis(w_plus=w_plus, randomize_noise=randomize_noise)
         return (img, w_plus) if return_w else img
 
@@ -323,7 +324,5 @@ class StyleGANGenerator(HubMixin, nn.Module):
         if w is not None:
             check_codes(w, "w", f"[N, {self.w_dim}]", 2, (self.w_dim,))
             w_plus = w.unsqueeze(1).repeat(1, self.num_layers, 1)
-        if truncation_psi is not None and truncation_psi != 1:
-            w_plus = self.truncate(w_plus, truncation_psi,
-                                   self.truncation_cutoff if truncation_cutoff is None else truncation_cutoff)
+        w_plus = self.truncate(w_plus, truncation_psi, truncation_cutoff)
         return self.synthesis(w_plus=w_plus, randomize_noise=randomize_noise)
