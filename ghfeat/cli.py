@@ -5,6 +5,7 @@
     ghfeat extract IMAGES... --levels 5 9   features of image files -> .npz
     ghfeat convert FILE [--name N]          official TF pickle / genforce .pth -> safetensors
     ghfeat train encoder|generator ...      train (works under torchrun too)
+    ghfeat eval generator G --data mnist:R  sample quality (classifier FD, class entropy, confidence)
 """
 from __future__ import annotations
 
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_extract)
     sub.add_parser("convert", help="convert official weights (see `ghfeat convert -h`)", add_help=False)
     sub.add_parser("train", help="train an encoder or a generator (see `ghfeat train -h`)", add_help=False)
+    sub.add_parser("eval", help="sample quality of an MNIST generator (see `ghfeat eval -h`)", add_help=False)
     return ap
 
 
@@ -125,6 +127,9 @@ def main(argv=None) -> int:
     if argv and argv[0] == "train":
         from .train.cli import train_main
         return train_main(argv[1:]) or 0
+    if argv and argv[0] == "eval":
+        from .metrics import eval_main
+        return eval_main(argv[1:]) or 0
     args = build_parser().parse_args(argv)
     return args.func(args)
 
