@@ -281,11 +281,27 @@ def fit_size(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[..., top:top + size, left:left + size]
 
 
+def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """``[N, 1|3, H, W]`` -> ``[N, channels, H, W]``: RGB to luminance (ITU-R 601 weights, as PIL's
+    ``L``) for 1 channel, gray repeated for 3."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+    c = x.shape[1]
+    if c == channels:
+        return x
+    if c == 1:
+        return x.expand(-1, 3, -1, -1).contiguous()
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
 def convert_images(images, *, size: int | None = None, resize: bool = False, input_range=None,
-                   device=None) -> tuple[torch.Tensor, str]:
+                   device=None, channels: int = 3) -> tuple[torch.Tensor, str]:
     """:func:`load_images` that also returns the input's range kind ("uint8", "[0,1]", "[-1,1]");
     a list whose items disagree counts as "[-1,1]"."""
     rng = parse_range(input_range)
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
     if size is not None:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"size must be a positive int (square images), got {size!r}")
@@ -319,7 +335,7 @@ def convert_images(images, *, size: int | None = None, resize: bool = False, inp
     if device is None:
         device = next((t.device for t in tensors if t.device.type != "cpu"), torch.device("cpu"))
     out = torch.cat([t.to(device) for t in tensors]) if len(tensors) > 1 else tensors[0].to(device)
-    return out.contiguous(), kind
+    return to_channels(out, channels).contiguous(), kind
 
 
 def to_kind(x: torch.Tensor, kind: str) -> torch.Tensor:
@@ -372,11 +388,14 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2,
 def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None, padding: int = 2,
               pad_value: float = 1.0) -> Path:
     """Write :func:`make_grid` of ``images`` (``[N, C, H, W]`` or ``[rows, cols, C, H, W]``, [-1, 1])
-    to a PNG (parent folders are created). Returns the path."""
+    to a PNG (parent folders are created; 1-channel images give a grayscale PNG). Returns the path."""
     from PIL import Image
 
     grid = make_grid(images, nrow, padding, pad_value)
+    if images.shape[-3] == 1:               # grayscale images: a grayscale PNG
+        grid = grid[:1]
     arr = ((grid + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    arr = arr[..., 0] if arr.shape[-1] == 1 else arr
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(arr).save(path)

@@ -37,8 +37,9 @@ __all__ = ["load_images", "level_to_layer", "layer_to_level", "parse_levels", "l
 # ------------------------------------------------------------------------------------------------
 
 def load_images(images, *, size: int | None = None, resize: bool = False, input_range=None,
-                device=None) -> torch.Tensor:
-    """Convert user images to the library convention: ``[N, 3, H, W]`` float32 RGB in [-1, 1].
+                device=None, channels: int = 3) -> torch.Tensor:
+    """Convert user images to the library convention: ``[N, C, H, W]`` float32 in [-1, 1]
+    (``channels=3``: RGB, ``channels=1``: luminance).
 
     Args:
         images: one of, or a list of:
@@ -58,13 +59,15 @@ def load_images(images, *, size: int | None = None, resize: bool = False, input_
         device: where the result goes (default: the input tensor's device, else CPU).
 
     Channels: 1 (grayscale) is repeated to RGB; 4 (RGBA) is alpha-composited onto white; other
-    counts raise. NaN/Inf, bool and complex dtypes, unreadable files, empty lists and mixed sizes
+    counts raise. With ``channels=1`` the RGB result is then reduced to luminance (ITU-R 601
+    weights, as PIL's ``L``), which is what a 1-channel model (e.g. ``mnist32``) takes. NaN/Inf, bool and complex dtypes, unreadable files, empty lists and mixed sizes
     without ``resize`` raise with a message saying how to fix the input.
 
     Returns:
-        ``[N, 3, H, W]`` float32 in [-1, 1].
+        ``[N, channels, H, W]`` float32 in [-1, 1].
     """
-    return convert_images(images, size=size, resize=resize, input_range=input_range, device=device)[0]
+    return convert_images(images, size=size, resize=resize, input_range=input_range, device=device,
+                          channels=channels)[0]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -260,6 +263,10 @@ def _output_device(images) -> torch.device:
     return torch.device("cpu")
 
 
+def _in_channels(encoder: nn.Module) -> int:
+    return int(getattr(encoder, "in_channels", 3))
+
+
 def _input_size(encoder: nn.Module) -> int | None:
     spec = getattr(encoder, "input_spec", None) or {}
     size = spec.get("size", getattr(encoder, "input_size", None))
@@ -285,7 +292,7 @@ def _pack(layers: Sequence[torch.Tensor], dmax: int) -> torch.Tensor:
 
 
 def _map_batches(images, fn, *, device: torch.device, size, resize: bool, input_range, batch_size: int,
-                 dtype, progress, desc: str):
+                 dtype, progress, desc: str, channels: int = 3):
     """Convert ``images`` batch by batch, run ``fn(x) -> tuple[Tensor]`` under inference mode and
     autocast, and concatenate the outputs (float32, on the input's device). Returns (outputs, kind)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -303,7 +310,8 @@ def _map_batches(images, fn, *, device: torch.device, size, resize: bool, input_
     with torch.inference_mode(), _autocast(dtype, device):
         for chunk in tqdm(split_inputs(images, batch_size), total=num_batches, disable=not show, desc=desc,
                           unit="batch", leave=False):
-            x, kind = convert_images(chunk, size=size, resize=resize, input_range=input_range, device=device)
+            x, kind = convert_images(chunk, size=size, resize=resize, input_range=input_range, device=device,
+                                     channels=channels)
             kinds.add(kind)
             results.append([o.float().to(out_device) for o in fn(x)])
     outs = [torch.cat(parts) if len(parts) > 1 else parts[0] for parts in zip(*results)]
@@ -353,7 +361,7 @@ def extract(images, levels=None, model="mnist32", *, flatten: bool = False, batc
     with _eval_mode(enc):
         outs, _ = _map_batches(images, fn, device=dev, size=_input_size(enc), resize=resize,
                                input_range=input_range, batch_size=batch_size, dtype=dtype, progress=progress,
-                               desc="GH-Feat extract")
+                               desc="GH-Feat extract", channels=_in_channels(enc))
     feats = dict(zip(ordered, outs))
     if flatten:
         return torch.cat([feats[k] for k in wanted], dim=1)
@@ -371,7 +379,7 @@ def encode(images, encoder="mnist32", *, batch_size: int = 64, input_range=None,
         outs, _ = _map_batches(images, lambda x: (_pack(_encode_layers(enc, x), dmax),),
                                device=_model_device(enc), size=_input_size(enc), resize=resize,
                                input_range=input_range, batch_size=batch_size, dtype=dtype, progress=progress,
-                               desc="GH-Feat encode")
+                               desc="GH-Feat encode", channels=_in_channels(enc))
     return outs[0]
 
 
@@ -402,7 +410,8 @@ def decode(codes, generator, *, batch_size: int = 64, dtype=None, progress=None,
                       unit="batch", leave=False):
             y = codes[i:i + batch_size].to(dev, torch.float32)
             outs.append(generator.synthesis(styles=y, randomize_noise=False).float().to(out_dev))
-    return torch.cat(outs) if outs else codes.new_zeros((0, 3, generator.resolution, generator.resolution))
+    return torch.cat(outs) if outs else codes.new_zeros((0, generator.num_channels, generator.resolution,
+                                                         generator.resolution))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -439,7 +448,7 @@ def reconstruct(images, encoder="mnist32", generator=None, *, return_codes: bool
     with _eval_mode(enc, gen):
         outs, kind = _map_batches(images, fn, device=_model_device(enc), size=_input_size(enc), resize=resize,
                                   input_range=input_range, batch_size=batch_size, dtype=dtype, progress=progress,
-                                  desc="GH-Feat reconstruct")
+                                  desc="GH-Feat reconstruct", channels=_in_channels(enc))
     rec = to_kind(outs[0], kind)
     return (rec, outs[1]) if return_codes else rec
 
@@ -468,8 +477,9 @@ def style_mix(content_images, style_images, levels, encoder="mnist32", generator
     enc = _resolve_encoder(encoder, pretrained, device)
     gen = _resolve_generator(generator, enc, pretrained, device)
     size = _input_size(enc)
-    content = load_images(content_images, size=size, resize=resize, input_range=input_range)
-    style = load_images(style_images, size=size, resize=resize, input_range=input_range)
+    ch = _in_channels(enc)
+    content = load_images(content_images, size=size, resize=resize, input_range=input_range, channels=ch)
+    style = load_images(style_images, size=size, resize=resize, input_range=input_range, channels=ch)
     lv = parse_levels(levels, int(enc.num_layers), allow_empty=True)
     kw = dict(batch_size=batch_size, dtype=dtype, progress=False, input_range="[-1,1]")   # already converted
     c_codes, s_codes = encode(content, enc, **kw), encode(style, enc, **kw)

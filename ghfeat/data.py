@@ -1,7 +1,9 @@
 """Datasets for training and evaluation, and a resumable sampler.
 
-Every dataset returns images as ``[3, R, R]`` float32 tensors in ``[-1, 1]`` (RGB), the
-convention used everywhere in ghfeat; a dataset built with labels returns ``(image, label)``.
+Every dataset returns images as ``[C, R, R]`` float32 tensors in ``[-1, 1]``, the convention used
+everywhere in ghfeat: ``channels=3`` RGB (default; gray repeated to R = G = B) or ``channels=1``
+grayscale (RGB reduced to luminance, ITU-R 601 weights as PIL's ``L``). A dataset built with
+labels returns ``(image, label)``.
 
 Data set specs accepted by :func:`make_dataset` (and ``ghfeat train ... data=SPEC``):
 
@@ -129,15 +131,17 @@ class IDXDataset(Dataset):
         resolution: output size R.
         fit: ``"auto"`` (28 -> 32 by padding 2 background pixels per side, resize otherwise),
             ``"pad"`` or ``"resize"``.
+        channels: 1 (grayscale) or 3 (the gray value repeated in R, G, B).
     Items:
-        ``[3, R, R]`` float32 in [-1, 1] (the gray value repeated in R, G, B; background -1),
+        ``[channels, R, R]`` float32 in [-1, 1] (background -1),
         or ``(image, label)`` with an int64 label when ``labels_path`` is given.
 
     The whole file is decoded once into memory (60k MNIST images at 32x32 take 61 MB as uint8).
     """
 
     def __init__(self, images_path: str | os.PathLike, labels_path: str | os.PathLike | None = None,
-                 resolution: int = 32, fit: str = "auto"):
+                 resolution: int = 32, fit: str = "auto", channels: int = 3):
+        self.channels = _check_channels(channels)
         images = read_idx(images_path, IDX_IMAGES_MAGIC)
         self.labels = None
         if labels_path is not None:
@@ -159,7 +163,7 @@ class IDXDataset(Dataset):
 
     def __getitem__(self, index: int):
         img = self.images[index].to(torch.float32).div_(127.5).sub_(1.0)
-        img = img.unsqueeze(0).expand(3, -1, -1).contiguous()
+        img = img.unsqueeze(0).expand(self.channels, -1, -1).contiguous()
         if self.labels is None:
             return img
         return img, self.labels[index]
@@ -183,7 +187,7 @@ def _find_idx(root: Path, stem: str) -> Path:
 
 
 def mnist_dataset(root: str | os.PathLike, split: str = "train", resolution: int = 32,
-                  labels: bool = True, fit: str = "auto") -> IDXDataset:
+                  labels: bool = True, fit: str = "auto", channels: int = 3) -> IDXDataset:
     """MNIST or Fashion-MNIST (same file names) from the standard IDX files under ``root``.
 
     ``split``: ``"train"`` (60k) or ``"test"`` (10k). Returns an :class:`IDXDataset` yielding
@@ -197,7 +201,7 @@ def mnist_dataset(root: str | os.PathLike, split: str = "train", resolution: int
         raise FileNotFoundError(f"MNIST root {root} is not a folder")
     images = _find_idx(root, f"{prefix}-images-idx3-ubyte")
     label_file = _find_idx(root, f"{prefix}-labels-idx1-ubyte") if labels else None
-    return IDXDataset(images, label_file, resolution=resolution, fit=fit)
+    return IDXDataset(images, label_file, resolution=resolution, fit=fit, channels=channels)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -262,7 +266,7 @@ def _square(img, resolution: int, fit: str, background: tuple[int, int, int]):
 
 
 class ImageFolderDataset(Dataset):
-    """All images under a folder (recursive), as ``[3, R, R]`` float32 in [-1, 1].
+    """All images under a folder (recursive), as ``[channels, R, R]`` float32 in [-1, 1].
 
     Args:
         root: folder; files with extensions png/jpg/jpeg/webp/bmp are used (hidden files skipped).
@@ -270,13 +274,15 @@ class ImageFolderDataset(Dataset):
         fit: ``"center-crop"`` (largest centred square, then resize) or ``"pad"`` (pad to a
             square with ``background``, then resize). Resizing uses Lanczos.
         background: RGB used for padding and behind transparent pixels (RGBA/LA/P images).
+        channels: 3 (RGB) or 1 (luminance).
     Unreadable images: the first time a file fails to decode, a warning names it and it is
     skipped from then on; its index is served by the next readable file (``index + 1``, ...),
     so the data order stays deterministic.
     """
 
     def __init__(self, root: str | os.PathLike, resolution: int, fit: str = "center-crop",
-                 background: Sequence[int] = (255, 255, 255)):
+                 background: Sequence[int] = (255, 255, 255), channels: int = 3):
+        self.channels = _check_channels(channels)
         if fit not in ("center-crop", "pad"):
             raise ValueError(f"fit must be 'center-crop' or 'pad', got {fit!r}")
         self.root = Path(root).expanduser()
@@ -299,7 +305,9 @@ class ImageFolderDataset(Dataset):
         with Image.open(self.files[index]) as img:
             img.load()
             img = _square(_to_rgb(img, self.background), self.resolution, self.fit, self.background)
-        arr = np.asarray(img, dtype=np.uint8)
+            if self.channels == 1:
+                img = img.convert("L")
+        arr = np.asarray(img, dtype=np.uint8).reshape(self.resolution, self.resolution, self.channels)
         return torch.from_numpy(arr.copy()).permute(2, 0, 1).to(torch.float32).div_(127.5).sub_(1.0)
 
     def __getitem__(self, index: int) -> torch.Tensor:
@@ -324,8 +332,14 @@ class ImageFolderDataset(Dataset):
 # Specs
 # ------------------------------------------------------------------------------------------------
 
+def _check_channels(channels) -> int:
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+    return int(channels)
+
+
 def make_dataset(spec: str | os.PathLike, resolution: int, split: str = "train",
-                 labels: bool = False) -> Dataset:
+                 labels: bool = False, channels: int = 3) -> Dataset:
     """Build a dataset from a spec string (see the module docstring for the accepted forms).
 
     ``labels`` only applies to ``mnist:`` / ``fashion-mnist:`` (image folders have no labels).
@@ -333,15 +347,15 @@ def make_dataset(spec: str | os.PathLike, resolution: int, split: str = "train",
     spec = os.fspath(spec)
     kind, sep, rest = spec.partition(":")
     if sep and kind in ("mnist", "fashion-mnist"):
-        return mnist_dataset(rest, split=split, resolution=resolution, labels=labels)
+        return mnist_dataset(rest, split=split, resolution=resolution, labels=labels, channels=channels)
     if sep and kind == "idx":
-        return IDXDataset(rest, None, resolution=resolution)
+        return IDXDataset(rest, None, resolution=resolution, channels=channels)
     if sep and kind == "folder":
-        return ImageFolderDataset(rest, resolution)
+        return ImageFolderDataset(rest, resolution, channels=channels)
     if sep and len(kind) > 1 and not Path(spec).exists():   # 'C:\\...' is a path, 'foo:bar' is not
         raise ValueError(f"unknown data set kind {kind!r} in {spec!r}; use a folder path, "
                          "'folder:<path>', 'mnist:<root>', 'fashion-mnist:<root>' or 'idx:<file>'")
-    return ImageFolderDataset(spec, resolution)
+    return ImageFolderDataset(spec, resolution, channels=channels)
 
 
 def images_of(batch) -> torch.Tensor:

@@ -173,3 +173,18 @@ def test_sampler_ranks_partition_global_stream():
         InfiniteSampler(0)
     with pytest.raises(ValueError):
         InfiniteSampler(3, rank=2, world_size=2)
+
+
+def test_grayscale_channels_idx_and_folder(tmp_path, digits):
+    images, labels = digits
+    write_mnist(tmp_path / "m", images, labels)
+    gray, _ = make_dataset(f"mnist:{tmp_path / 'm'}", 32, labels=True, channels=1)[2]
+    rgb, _ = make_dataset(f"mnist:{tmp_path / 'm'}", 32, labels=True)[2]
+    assert gray.shape == (1, 32, 32) and torch.equal(gray[0], rgb[0])
+    # a folder of RGB files read as 1 channel: PIL's luminance (ITU-R 601), to 8-bit rounding
+    Image.fromarray(np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [10, 20, 30]]], np.uint8)).save(tmp_path / "c.png")
+    x = ImageFolderDataset(tmp_path, 2, channels=1)[0]
+    expected = np.array([[0.299 * 255, 0.587 * 255], [0.114 * 255, 0.299 * 10 + 0.587 * 20 + 0.114 * 30]])
+    np.testing.assert_allclose((x[0].numpy() + 1) * 127.5, expected, atol=0.6)
+    with pytest.raises(ValueError, match="channels must be 1"):
+        make_dataset(str(tmp_path), 2, channels=4)

@@ -225,3 +225,44 @@ def test_two_process_gloo_run(images, tmp_path):
     logs = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "step" in r and "event" not in r]
     assert [r["step"] for r in logs] == [1, 2, 3]                  # rank 0 logs only
     assert (tmp_path / "run" / "encoder" / "model.safetensors").is_file()
+
+
+def test_betas_from_json_ints_are_floats():
+    # Adam refuses betas=(0, 0.99) (an int and a float); the CLI parses "betas=[0,0.99]" to ints
+    cfg = TrainConfig(task="generator", data="x").with_overrides(["betas=[0,0.99]"])
+    assert cfg.betas == (0.0, 0.99) and all(type(b) is float for b in cfg.betas)
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)], betas=cfg.betas)
+
+
+@pytest.mark.parametrize("adv_loss,key,weight", [("logistic-r1", "r1_gamma", 0.5), ("wgan-gp", "gp_weight", 1.0)])
+def test_lazy_r1_every_k_steps_weighted_by_k(images, tmp_path, adv_loss, key, weight):
+    cfg = tiny("generator", images, r1_every=4, adv_loss=adv_loss, **{key: 3.0}, total_steps=8)
+    tr = Trainer(cfg, tmp_path)
+    seen = []
+    for step in range(8):
+        tr.step = step
+        loss = tr._d_loss_fn()
+        w = loss.r1_gamma * 0.5 if adv_loss == "logistic-r1" else loss.gp_weight
+        seen.append(w)
+    # the penalty weight is 3 * 4 (x 1/2 for R1) on steps 0 and 4, and 0 elsewhere
+    assert seen == [3.0 * 4 * weight, 0, 0, 0, 3.0 * 4 * weight, 0, 0, 0]
+    tr.step = 0
+    tr.run()
+    log = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if "step" in r and "d/loss" in r]
+    pen = "d/r1_penalty" if adv_loss == "logistic-r1" else "d/grad_penalty"
+    assert [pen in r for r in log] == [True, False, False, False, True, False, False, False]
+
+
+def test_grayscale_generator_task_and_channel_mismatch(tmp_path):
+    digits = tmp_path / "d"
+    digits.mkdir()
+    for i in range(4):
+        Image.fromarray((np.random.default_rng(i).random((32, 32)) * 255).astype(np.uint8), "L").save(digits / f"{i}.png")
+    cfg = tiny("generator", str(digits), total_steps=2, image_every=2, sample_n=4,
+               generator_kwargs={"num_channels": 1}, discriminator_kwargs={"num_channels": 1})
+    tr = Trainer(cfg, tmp_path / "run")
+    assert tr.dataset[0].shape == (1, 32, 32)
+    tr.run()
+    assert Image.open(tmp_path / "run" / "images" / "000000002.png").mode == "L"
+    with pytest.raises(ValueError, match="num_channels"):
+        Trainer(tiny("generator", str(digits), generator_kwargs={"num_channels": 1}), tmp_path / "bad")

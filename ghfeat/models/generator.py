@@ -199,14 +199,14 @@ class StyleGANGenerator(HubMixin, nn.Module):
         mapping_layers: depth of the mapping network (8 official).
         mapping_lr_mul: its learning-rate multiplier (0.01).
         fmap_base, fmap_max, fmap_decay: channel rule ``min(fmap_base / 2**stage, fmap_max)``.
-        num_channels: image channels (3).
+        num_channels: image channels (3 = RGB; 1 = grayscale, e.g. MNIST).
         truncation_psi, truncation_cutoff: the official sampling defaults (0.7 on the first 8
             layers), used by :meth:`sample`; ``forward`` truncates only when asked.
         w_avg_beta: decay of the tracked average ``w_avg`` (updated in training mode).
         style_mixing_prob: probability of mixing two latents per batch in training mode.
         fused_scale: "auto" (fused up-conv at >= 128 px, official), True or False.
         blur: [1, 2, 1] blur after every upsampling conv.
-    Output: images ``[N, num_channels, resolution, resolution]``, RGB, about [-1, 1] (no tanh).
+    Output: images ``[N, num_channels, resolution, resolution]``, about [-1, 1] (no tanh).
     """
 
     @register_to_config
@@ -220,7 +220,7 @@ class StyleGANGenerator(HubMixin, nn.Module):
         self.synthesis = SynthesisNetwork(resolution, w_dim, num_channels, fmap_base, fmap_max, fmap_decay,
                                           fused_scale, blur)
         self.register_buffer("w_avg", torch.zeros(w_dim))
-        self.resolution, self.z_dim, self.w_dim = resolution, z_dim, w_dim
+        self.resolution, self.z_dim, self.w_dim, self.num_channels = resolution, z_dim, w_dim, num_channels
         self.truncation_psi, self.truncation_cutoff = truncation_psi, truncation_cutoff
         self.w_avg_beta, self.style_mixing_prob = w_avg_beta, style_mixing_prob
 

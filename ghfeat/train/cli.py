@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import RECIPES, TASKS, TrainConfig
+from .config import RECIPES, TASKS, TrainConfig, recipe_fields
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config fields to change")
     p.add_argument("--config", help="JSON file with TrainConfig fields")
     p.add_argument("--recipe", choices=sorted(RECIPES), default=None,
-                   help="base recipe: official (default) or paper")
+                   help="base recipe: official (default), paper, or mnist32-cpu (the shipped MNIST "
+                        "models, sized for a 2-core CPU; see docs/mnist.md)")
     p.add_argument("--run-dir", required=True, help="run folder (checkpoints, logs, images, exports)")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
                    help="continue from the latest checkpoint of --run-dir (or from CKPT)")
@@ -52,7 +53,7 @@ def resolve_config(args) -> TrainConfig:
     overrides = TrainConfig.parse_overrides(args.overrides)
     if "task" in overrides:
         raise ValueError("give the task as the first argument (ghfeat train encoder|generator), not task=")
-    recipe = RECIPES[args.recipe] if args.recipe else {}
+    recipe = recipe_fields(args.recipe, args.task) if args.recipe else {}
     return TrainConfig.from_dict({**recipe, **base, **overrides, "task": args.task})
 
 

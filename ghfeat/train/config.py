@@ -54,10 +54,24 @@ RECIPES = {
     "paper": dict(betas=(0.0, 0.99), adv_weight=0.1, adv_loss="wgan-gp", gp_weight=5.0),
 }
 
+
+
+def recipe_fields(name: str, task: str) -> dict:
+    """The fields a recipe sets for ``task`` (recipes may hold one dict per task)."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}")
+    recipe = RECIPES[name]
+    if set(recipe) & set(TASKS):
+        if task not in recipe:
+            raise ValueError(f"recipe {name!r} has no settings for task {task!r} (it has {sorted(recipe)})")
+        recipe = recipe[task]
+    return dict(recipe)
+
+
 # Fields that may differ between a run and its resume (they do not change the training math).
 RESUMABLE_CHANGES = frozenset({
     "total_steps", "log_every", "image_every", "ckpt_every", "keep_checkpoints", "num_workers",
-    "device", "compile", "progress", "sample_n", "tf32",
+    "device", "compile", "progress", "sample_n", "tf32", "num_threads",
 })
 
 
@@ -90,6 +104,7 @@ class TrainConfig:
     lr_decay_every: float | None = None     # lr = lr * rate ** (step / every); 0 = constant
     adv_loss: str = "logistic-r1"           # "logistic-r1" (official) | "wgan-gp" (paper)
     r1_gamma: float = 10.0                  # logistic-r1: penalty r1_gamma / 2 * E||grad D(x)||^2
+    r1_every: int = 1                       # lazy R1/GP: every k-th D step, weighted x k (StyleGAN2: 16)
     gp_weight: float = 5.0                  # wgan-gp: penalty gp_weight * E||grad D(x)||^2
     adv_weight: float = 0.08                # encoder: weight of the adversarial term (paper 0.1)
     perceptual_weight: float = 5e-5         # encoder: weight of the VGG16 conv4_3 term
@@ -109,6 +124,7 @@ class TrainConfig:
     tf32: bool = True                       # allow TF32 matmuls/convs on Ampere+ GPUs (fp32 runs)
     sync_bn: bool = True                    # encoder BatchNorm synchronised across GPUs (CUDA only)
     num_workers: int = 2
+    num_threads: int = 0                    # torch intra-op CPU threads (0 = torch's default)
     progress: bool = True                   # tqdm bar on rank 0
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -119,8 +135,8 @@ class TrainConfig:
     sample_n: int = 16                      # images in the grids
 
     def __post_init__(self):
-        if isinstance(self.betas, list):
-            self.betas = tuple(self.betas)
+        if isinstance(self.betas, (list, tuple)) and all(isinstance(b, (int, float)) for b in self.betas):
+            self.betas = tuple(float(b) for b in self.betas)     # Adam refuses (0, 0.99): mixed types
         if self.task in _TASK_DEFAULTS:
             for key, value in _TASK_DEFAULTS[self.task].items():
                 if getattr(self, key) is None:
@@ -130,10 +146,10 @@ class TrainConfig:
     # -- construction --------------------------------------------------------------------------
     @classmethod
     def from_recipe(cls, recipe: str = "official", **overrides) -> "TrainConfig":
-        """``"official"`` (the defaults) or ``"paper"``, then ``overrides``."""
-        if recipe not in RECIPES:
-            raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
-        return cls(**{**RECIPES[recipe], **overrides})
+        """A named recipe (``"official"`` = the defaults, ``"paper"``, ``"mnist32-cpu"``), then
+        ``overrides``."""
+        task = overrides.get("task", cls.task)
+        return cls(**{**recipe_fields(recipe, task), **overrides})
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -231,11 +247,12 @@ class TrainConfig:
         need(self.device in ("auto", "cuda", "cpu"), f"device must be 'auto', 'cuda' or 'cpu', got {self.device!r}")
         need(self.adv_loss in ("logistic-r1", "wgan-gp"),
              f"adv_loss must be 'logistic-r1' (official) or 'wgan-gp' (paper), got {self.adv_loss!r}")
-        for name in ("batch_size", "grad_accum", "total_steps"):
+        for name in ("batch_size", "grad_accum", "total_steps", "r1_every"):
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 1,
                  f"{name} must be an integer >= 1, got {v!r}")
-        for name in ("log_every", "image_every", "ckpt_every", "keep_checkpoints", "num_workers", "sample_n", "seed"):
+        for name in ("log_every", "image_every", "ckpt_every", "keep_checkpoints", "num_workers", "sample_n", "seed",
+                     "num_threads"):
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                  f"{name} must be an integer >= 0, got {v!r}")

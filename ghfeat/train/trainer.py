@@ -97,6 +97,10 @@ def build_models(cfg: TrainConfig) -> dict[str, nn.Module]:
         G = create_generator(cfg.generator, **{"style_mixing_prob": cfg.style_mixing_prob,
                                                "w_avg_beta": cfg.w_avg_beta, **cfg.generator_kwargs})
         D = create_discriminator(d_name, **cfg.discriminator_kwargs)
+        if D.num_channels != G.num_channels:
+            raise ValueError(f"generator makes {G.num_channels}-channel images but the discriminator takes "
+                             f"{D.num_channels}; set the same num_channels in generator_kwargs and "
+                             "discriminator_kwargs")
         G_ema = copy.deepcopy(G).eval()
         requires_grad(G_ema, False)
         return {"G": G, "D": D, "G_ema": G_ema}
@@ -123,7 +127,8 @@ def build_models(cfg: TrainConfig) -> dict[str, nn.Module]:
 
     if cfg.encoder == "custom":
         from ..models.encoder import GHFeatEncoder
-        kwargs = {"input_size": G.resolution, "generator_name": cfg.generator, **cfg.encoder_kwargs}
+        kwargs = {"input_size": G.resolution, "in_channels": G.num_channels, "generator_name": cfg.generator,
+                  **cfg.encoder_kwargs}
         E = GHFeatEncoder(style_dims=G.style_dims, **kwargs)
     else:
         E = create_encoder(cfg.encoder, **cfg.encoder_kwargs)
@@ -132,6 +137,10 @@ def build_models(cfg: TrainConfig) -> dict[str, nn.Module]:
                          f"{E.input_size}) does not fit generator {cfg.generator!r} (style dims "
                          f"{list(G.style_dims)}, resolution {G.resolution}); pick the matching pair or "
                          "encoder='custom' to build one from the generator")
+    if E.in_channels != G.num_channels or D.num_channels != G.num_channels:
+        raise ValueError(f"channel counts disagree: generator {G.num_channels}, encoder {E.in_channels}, "
+                         f"discriminator {D.num_channels}; build all three with the same num_channels / "
+                         "in_channels (1 for grayscale data such as MNIST)")
     E.validate_inputs = False        # data are in range by construction; the check syncs the GPU
     return {"G": G, "D": D, "E": E}
 
@@ -210,6 +219,8 @@ class Trainer:
         self.max_steps = max_steps
         self.dist = gdist.init_distributed(None if cfg.device == "auto" else cfg.device)
         self.device = self.dist.device
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
         if cfg.precision == "fp16" and self.device.type != "cuda":
             raise ValueError("precision='fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
         ckpt = self._load_resume(resume)
@@ -242,9 +253,7 @@ class Trainer:
         for m in self.models.values():
             _broadcast_module(m)
 
-        from ..losses import get_adversarial_loss
-        self.adv = (get_adversarial_loss("logistic-r1", r1_gamma=cfg.r1_gamma) if cfg.adv_loss == "logistic-r1"
-                    else get_adversarial_loss("wgan-gp", gp_weight=cfg.gp_weight))
+        self.adv, self.adv_reg = self._adversarial_losses(cfg)
         self.vgg = None
         if self.task == "encoder" and cfg.perceptual_weight > 0:
             from ..losses import VGG16Features
@@ -271,10 +280,12 @@ class Trainer:
         else:
             self._seed_all(cfg.seed + 1_000_003 * (self.dist.rank + 1))
 
-        self.dataset = gdata.make_dataset(cfg.data, self.G.resolution)
+        self.dataset = gdata.make_dataset(cfg.data, self.G.resolution, channels=self.G.num_channels)
         self._loader = None
         self._fixed = self._fixed_inputs()
         self.log_sums: dict[str, torch.Tensor] = {}
+        self.log_key_counts: dict[str, int] = {}   # steps that logged each key (lazy R1: some only)
+        self._keys_this_step: set[str] = set()
         self.log_count = 0
         self.timer = Timer(self.device)
         self.logger = None
@@ -284,6 +295,24 @@ class Trainer:
             self.logger = JsonlLogger(self.run_dir / "metrics.jsonl")
 
     # -- setup helpers -----------------------------------------------------------------------------
+    @staticmethod
+    def _adversarial_losses(cfg: TrainConfig):
+        """``(plain, regularised)`` losses. Lazy regularisation (StyleGAN2): the R1 / GP penalty
+        is added to the D loss on every ``r1_every``-th step only, weighted ``x r1_every`` so that
+        its average weight is unchanged. It is folded into that step's D update (one optimizer step
+        per iteration), so Adam's lr and betas need no ``k / (k + 1)`` correction."""
+        from ..losses import get_adversarial_loss
+        k = cfg.r1_every
+        if cfg.adv_loss == "logistic-r1":
+            return (get_adversarial_loss("logistic-r1", r1_gamma=cfg.r1_gamma if k == 1 else 0.0),
+                    get_adversarial_loss("logistic-r1", r1_gamma=cfg.r1_gamma * k))
+        return (get_adversarial_loss("wgan-gp", gp_weight=cfg.gp_weight if k == 1 else 0.0),
+                get_adversarial_loss("wgan-gp", gp_weight=cfg.gp_weight * k))
+
+    def _d_loss_fn(self):
+        """The D loss of the current step: with the penalty on every ``r1_every``-th step."""
+        return self.adv_reg if self.step % self.cfg.r1_every == 0 else self.adv
+
     @staticmethod
     def _seed_all(seed: int) -> None:
         random.seed(seed)
@@ -373,6 +402,7 @@ class Trainer:
         for k, v in logs.items():
             v = v.detach().float() / self.cfg.grad_accum
             self.log_sums[k] = self.log_sums[k] + v if k in self.log_sums else v
+            self._keys_this_step.add(k)
 
     def _encoder_step(self, batches: list[torch.Tensor]) -> None:
         from ..losses import encoder_loss
@@ -398,12 +428,13 @@ class Trainer:
             _average_float_buffers(E, self.world)
         # D step: real vs the reconstructions above
         if use_adv:
+            d_adv = self._d_loss_fn()
             requires_grad(D, True)
             self.opts["D"].zero_grad(set_to_none=True)
             with self.timer("D_step"):
                 for x, fake in zip(batches, fakes):
                     with self._autocast():
-                        d_loss, d_logs = self.adv.d_loss(D, x, fake)
+                        d_loss, d_logs = d_adv.d_loss(D, x, fake)
                     self._backward(d_loss)
                     self._accumulate_logs(d_logs)
                 self._opt_step("D")
@@ -412,6 +443,7 @@ class Trainer:
         G, D, cfg = self.G, self.D, self.cfg
         n = cfg.batch_size
         # D step
+        d_adv = self._d_loss_fn()
         requires_grad(G, False)
         requires_grad(D, True)
         self.opts["D"].zero_grad(set_to_none=True)
@@ -421,7 +453,7 @@ class Trainer:
                 with self._autocast():
                     with torch.no_grad():
                         fake = G(z)
-                    d_loss, d_logs = self.adv.d_loss(D, x, fake)
+                    d_loss, d_logs = d_adv.d_loss(D, x, fake)
                 self._backward(d_loss)
                 self._accumulate_logs(d_logs)
             self._opt_step("D")
@@ -456,6 +488,9 @@ class Trainer:
         self.step += 1
         self.data_position += self.global_batch
         self.log_count += 1
+        for k in self._keys_this_step:
+            self.log_key_counts[k] = self.log_key_counts.get(k, 0) + 1
+        self._keys_this_step.clear()
 
     # -- state ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -548,7 +583,8 @@ class Trainer:
         record = {}
         if self.log_sums:
             keys = sorted(self.log_sums)
-            vals = gdist.all_reduce_mean(torch.stack([self.log_sums[k] for k in keys])) / max(self.log_count, 1)
+            counts = torch.tensor([float(self.log_key_counts.get(k, 0)) for k in keys], device=self.device)
+            vals = gdist.all_reduce_mean(torch.stack([self.log_sums[k] for k in keys])) / counts.clamp(min=1)
             record = dict(zip(keys, vals.tolist()))
         record.update({
             "step": self.step, "kimg": self.data_position / 1000.0, "lr": self.cfg.lr_at(self.step - 1),
@@ -560,7 +596,7 @@ class Trainer:
             record["gpu_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2 ** 30
         if self.logger is not None:
             self.logger.log(record)
-        self.log_sums, self.log_count = {}, 0
+        self.log_sums, self.log_key_counts, self.log_count = {}, {}, 0
         self.timer.reset()
         return record
 

@@ -69,7 +69,8 @@ def save_image_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int = 8
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image_grid(images, nrow)).save(path)
+    grid = image_grid(images, nrow)
+    Image.fromarray(grid[..., 0] if images.shape[1] == 1 else grid).save(path)    # gray -> "L" PNG
     return path
 
 
