@@ -71,6 +71,8 @@ def _to_signed(x: torch.Tensor, rng: tuple[float, float], *, explicit: bool, wha
     """Float tensor in ``rng`` -> float32 in [-1, 1], after finiteness and range checks."""
     x = x.to(torch.float32)
     if x.numel() == 0:
+        if x.ndim == 4 and x.shape[0] == 0 and all(x.shape[1:]):
+            return x if rng == (-1.0, 1.0) else x.clone()       # an empty batch: nothing to check
         raise ValueError(f"{what} is empty (shape {tuple(x.shape)})")
     lo_v, hi_v = (float(v) for v in torch.aminmax(x))
     if not (math.isfinite(lo_v) and math.isfinite(hi_v)):
@@ -243,7 +245,7 @@ def split_inputs(images, batch_size: int) -> Iterable:
     """Chunks of at most ``batch_size`` images of an (expanded) input, not yet converted."""
     n = num_images(images)
     batched = isinstance(images, list) or (isinstance(images, (torch.Tensor, np.ndarray)) and images.ndim == 4)
-    if not batched:
+    if not batched or n == 0:           # an empty [0, C, H, W] batch is one (empty) chunk
         yield images
         return
     for i in range(0, n, batch_size):

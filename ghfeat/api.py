@@ -13,6 +13,12 @@ generator layer and level L the most abstract; level ``k`` is generator layer ``
 
 Images may be tensors, numpy arrays, PIL images, paths, a folder, or lists of these; see
 :func:`load_images` (and ``ghfeat/_images.py``) for the range, channel and size rules.
+
+Empty batches: a ``[0, C, H, W]`` tensor (or ``[0, H, W, C]`` array, or ``[0, L, D]`` codes) is a
+valid batch and gives empty results of the usual shapes, as torch/numpy do: ``extract`` ->
+``{level: [0, 2C]}``, ``encode`` -> ``[0, L, D]``, ``decode`` / ``reconstruct`` -> ``[0, 3, R, R]``,
+``style_mix`` -> a grid with no content column / style row. An empty *list* or a folder without
+images is refused (there is nothing to take a shape from, and it is usually a mistake).
 """
 from __future__ import annotations
 
@@ -385,8 +391,12 @@ def decode(codes, generator, *, batch_size: int = 64, dtype=None, progress=None,
     Returns:
         ``[N, 3, R, R]`` float32, about [-1, 1] (not clamped), on the codes' device.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if isinstance(generator, str):
         generator = _get_model("generator", generator, pretrained)
+    elif not isinstance(generator, nn.Module) or not hasattr(generator, "synthesis"):
+        raise TypeError(f"generator must be a registry name or a StyleGANGenerator, got {type(generator).__name__}")
     if isinstance(codes, (list, tuple)):
         codes = _pack(list(codes), max(_style_dims_of(generator)))
     if not isinstance(codes, torch.Tensor) or codes.ndim != 3:
@@ -398,8 +408,8 @@ def decode(codes, generator, *, batch_size: int = 64, dtype=None, progress=None,
     from tqdm.auto import tqdm
     outs = []
     with _eval_mode(generator), torch.inference_mode(), _autocast(dtype, dev):
-        for i in tqdm(range(0, n, batch_size), total=num_batches, disable=not show, desc="GH-Feat decode",
-                      unit="batch", leave=False):
+        for i in tqdm(range(0, max(n, 1), batch_size), total=num_batches, disable=not show, desc="GH-Feat decode",
+                      unit="batch", leave=False):              # an empty batch runs once: [0, 3, R, R]
             y = codes[i:i + batch_size].to(dev, torch.float32)
             outs.append(generator.synthesis(styles=y, randomize_noise=False).float().to(out_dev))
     return torch.cat(outs) if outs else codes.new_zeros((0, 3, generator.resolution, generator.resolution))
