@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 RANGE_TOLERANCE = 0.01          # allowed excursion outside the declared range (rounding noise)
+MAX_IMAGE_PIXELS = 89_478_485   # larger image files are refused from their header (PIL's bomb limit)
 _NAMED_RANGES = {"[-1,1]": (-1.0, 1.0), "[0,1]": (0.0, 1.0), "[0,255]": (0.0, 255.0)}
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -192,12 +193,25 @@ def _open_path(p: Path) -> tuple[torch.Tensor, str]:
 
     if not p.exists():
         raise FileNotFoundError(f"image file {str(p)!r} does not exist")
+    if not p.is_file():                  # a named pipe or a device would block or never end
+        raise ValueError(f"{str(p)!r} is not a regular file; only image files are read")
+    limit = MAX_IMAGE_PIXELS
     try:
-        with Image.open(p) as img:
+        with warnings.catch_warnings():  # the size is checked below, against ghfeat's limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(p)
+        with img:
+            w, h = img.size              # from the header: refuse before decoding
+            if limit and w * h > limit:
+                raise ValueError(f"image file {str(p)!r} is {w}x{h} = {w * h:,} pixels, more than "
+                                 f"ghfeat._images.MAX_IMAGE_PIXELS = {limit:,} (decoding it would take "
+                                 f"~{w * h * 4 / 2 ** 30:.1f} GB); shrink it first, or raise that limit")
             img.load()
             return _pil_to_signed(img, f"image file {str(p)!r}")
     except UnidentifiedImageError:
         raise ValueError(f"cannot read {str(p)!r} as an image (not a format PIL recognises)") from None
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"image file {str(p)!r} is refused as too large: {exc}") from None
     except OSError as exc:
         raise ValueError(f"cannot read image file {str(p)!r}: {exc}") from None
 

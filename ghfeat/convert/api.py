@@ -19,6 +19,7 @@ from pathlib import Path
 
 from torch import nn
 
+from .._io import check_writable
 from .stylegan_tf import Converted, convert_tf_discriminator, convert_tf_generator
 
 __all__ = ["convert", "detect_format", "default_tag", "registry_names"]
@@ -152,19 +153,6 @@ def _build_encoder(E: dict, generator: nn.Module, names: dict, tag: str | None):
     return encoder, report
 
 
-def _check_writable_folder(folder: Path, what: str) -> None:
-    """Refuse, before any work, a destination that cannot become a writable folder."""
-    p = folder
-    while not p.exists():
-        if p.parent == p:
-            break
-        p = p.parent
-    if p.exists() and not p.is_dir():
-        raise ValueError(f"{what} {folder}: {p} is a file, not a folder")
-    if p.exists() and not os.access(p, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {folder}: {p} is not writable")
-
-
 def convert(path: str | os.PathLike, name: str | None = None, out: str | os.PathLike | None = None,
             which: str = "Gs", install: bool | None = None, genforce_kwargs: dict | None = None) -> dict:
     """Convert an official weight file and install or write the result.
@@ -201,10 +189,10 @@ def convert(path: str | os.PathLike, name: str | None = None, out: str | os.Path
         raise ValueError(f"cannot tell which model {path.name} holds from its name; pass name=... "
                          "(CLI: --name), e.g. 'ffhq256', or out=DIR to write standalone folders")
     if out is not None:                  # destinations are checked before the (long) conversion
-        _check_writable_folder(Path(out), "--out")
+        check_writable(out, folder=True, what="--out")
     if install:
         from ..pretrained import cache_dir
-        _check_writable_folder(cache_dir(), "the ghfeat cache (GHFEAT_CACHE)")
+        check_writable(cache_dir(), folder=True, what="the ghfeat cache (GHFEAT_CACHE)")
     fmt = detect_format(path)
     assumed: dict = {}
     if fmt == "tf-pickle":

@@ -285,4 +285,5 @@ class TrainConfig:
         if self.task == "generator":
             need(self.encoder is None, "encoder is not used by task='generator'; remove it")
         if errors:
-            raise ValueError("invalid TrainConfig:\n  - " + "\n  - ".join(errors))
+            raise ValueError("invalid TrainConfig: " + (errors[0] if len(errors) == 1 else
+                                                        "\n  - " + "\n  - ".join(errors)))
