@@ -128,6 +128,8 @@ def _tensor_to_signed(x: torch.Tensor, rng, what: str) -> tuple[torch.Tensor, st
     """Any tensor (channels-first) -> (``[N, 3, H, W]`` in [-1, 1], kind)."""
     if x.dtype == torch.bool or x.is_complex():
         raise TypeError(f"{what} has dtype {x.dtype}; images must be uint8 ([0, 255]) or float")
+    if x.device.type == "meta":
+        raise ValueError(f"{what} is on the 'meta' device and holds no values")
     x = _check_tensor_layout(x, what)
     if x.dtype == torch.uint8:
         kind, y = KIND_UINT8, x.to(torch.float32) / 127.5 - 1.0

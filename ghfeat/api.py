@@ -174,7 +174,32 @@ def _get_model(kind: str, name: str, pretrained: bool) -> nn.Module:
     return _MODEL_CACHE[key]
 
 
+def _usable_device(device):
+    """``device`` as a torch.device, refused with a clear message when it cannot run anything here."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a device ('cpu', 'cuda', 'cuda:1', ...): {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(dev)!r} but CUDA is not available here (torch {torch.__version__}, "
+                         f"built with CUDA {torch.version.cuda}); use device='cpu' or leave device=None")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device={str(dev)!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "meta":
+        raise ValueError("device='meta' holds no data; features need a real device ('cpu' or 'cuda')")
+    return dev
+
+
+def _check_not_meta(model: nn.Module, what: str) -> None:
+    if _model_device(model).type == "meta":
+        raise ValueError(f"the {what} is on the 'meta' device (no weights); load or build it on a real device "
+                         f"(e.g. {what}.to_empty(device='cpu') and then load a state dict)")
+
+
 def _resolve_encoder(model, pretrained: bool, device) -> nn.Module:
+    device = _usable_device(device)
     if isinstance(model, str):
         model = _get_model("encoder", model, pretrained)
         if device is not None:
@@ -183,6 +208,7 @@ def _resolve_encoder(model, pretrained: bool, device) -> nn.Module:
         raise TypeError(f"model/encoder must be a registry name (see ghfeat.list_models(kind='encoder')) "
                         f"or an nn.Module, got {type(model).__name__}")
     _check_device(model, device, "encoder")
+    _check_not_meta(model, "encoder")
     for attr in ("num_layers", "style_dims"):
         if not hasattr(model, attr):
             raise TypeError(f"{type(model).__name__} lacks `{attr}`; expected a GH-Feat encoder")
@@ -190,6 +216,7 @@ def _resolve_encoder(model, pretrained: bool, device) -> nn.Module:
 
 
 def _resolve_generator(generator, encoder: nn.Module, pretrained: bool, device) -> nn.Module:
+    device = _usable_device(device)
     if generator is None:
         name = getattr(encoder, "generator_name", None)
         if not name:
@@ -202,6 +229,7 @@ def _resolve_generator(generator, encoder: nn.Module, pretrained: bool, device) 
             generator.to(device)
     elif not isinstance(generator, nn.Module) or not hasattr(generator, "synthesis"):
         raise TypeError(f"generator must be a registry name or a StyleGANGenerator, got {type(generator).__name__}")
+    _check_not_meta(generator, "generator")
     g_dims, e_dims = _style_dims_of(generator), _style_dims_of(encoder)
     if g_dims != e_dims:
         raise ValueError(f"encoder and generator do not fit: encoder style dims {e_dims}, generator style dims "
@@ -397,10 +425,13 @@ def decode(codes, generator, *, batch_size: int = 64, dtype=None, progress=None,
         generator = _get_model("generator", generator, pretrained)
     elif not isinstance(generator, nn.Module) or not hasattr(generator, "synthesis"):
         raise TypeError(f"generator must be a registry name or a StyleGANGenerator, got {type(generator).__name__}")
+    _check_not_meta(generator, "generator")
     if isinstance(codes, (list, tuple)):
         codes = _pack(list(codes), max(_style_dims_of(generator)))
     if not isinstance(codes, torch.Tensor) or codes.ndim != 3:
         raise ValueError("codes must be packed [N, L, 2*C_max] or a list of [N, 2C_i] tensors")
+    if codes.device.type == "meta":
+        raise ValueError("codes are on the 'meta' device and hold no values")
     dev, out_dev = _model_device(generator), codes.device
     n = codes.shape[0]
     num_batches = max(1, math.ceil(n / batch_size))

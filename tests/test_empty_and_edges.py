@@ -93,3 +93,30 @@ def test_decode_and_paste_patch_bad_arguments(models, tmp_path):
                                np.int64(2), 3)[1].sum() == 64
     with pytest.raises(TypeError, match="top must be an int"):
         editing.paste_patch(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 8, 8), 1.5, 0)
+
+
+def test_meta_and_unavailable_devices_are_clear_errors(models):
+    enc, gen = models
+    x = torch.zeros(1, 3, 32, 32)
+    with pytest.raises(ValueError, match="'meta' device"):
+        ghfeat.extract(x.to("meta"), model=enc)
+    with torch.device("meta"):
+        meta_enc = ghfeat.create_encoder("tiny32")
+        meta_gen = ghfeat.create_generator("stylegan-tiny32")
+    with pytest.raises(ValueError, match="encoder is on the 'meta' device"):
+        ghfeat.extract(x, model=meta_enc)
+    with pytest.raises(ValueError, match="generator is on the 'meta' device"):
+        ghfeat.reconstruct(x, enc, meta_gen)
+    with pytest.raises(ValueError, match="'meta' device"):
+        ghfeat.decode(torch.zeros(1, gen.num_layers, gen.style_dim_max, device="meta"), gen)
+    with pytest.raises(ValueError, match="not a device"):
+        ghfeat.extract(x, model=enc, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            ghfeat.extract(x, model="tiny32", device="cuda", pretrained=False)
+
+
+def test_push_to_hub_without_network_is_a_clear_error(models):
+    enc, _ = models
+    with pytest.raises(ConnectionError, match="could not reach the Hugging Face Hub"):
+        enc.push_to_hub("me/x", endpoint="http://127.0.0.1:9", token="hf_test")
