@@ -127,6 +127,7 @@ def test_sigkill_while_writing_a_checkpoint_then_resume(images, tmp_path):
     assert any(p.name.startswith(".ckpt-000000004.pt.tmp") for p in (run / "checkpoints").iterdir())
     assert train_main(args + ["--resume"]) == 0
     assert steps(run) == [4] and ck.load_checkpoint(ck.checkpoint_path(run, 4))["step"] == 4
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["ckpt-000000004.pt"]   # stale temp removed
 
 
 # -- non-finite training and config values -------------------------------------------------------------

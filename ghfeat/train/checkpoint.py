@@ -133,11 +133,13 @@ def find_latest_checkpoint(run_dir: str | os.PathLike, verify: bool = False) -> 
 
 def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> list[Path]:
     """Keep the newest ``keep`` *readable* checkpoints, delete older readable ones (``keep <= 0``
-    keeps all); returns the deleted.
+    keeps all); returns the deleted. Temporary files of killed writers are removed too.
 
     An unreadable checkpoint is never counted and never deleted: it is moved aside
     (:func:`move_aside`, with a warning). When no checkpoint is readable nothing is deleted.
     """
+    if (Path(run_dir) / CHECKPOINT_DIR).is_dir():
+        _remove_stale_temp_files(Path(run_dir) / CHECKPOINT_DIR)
     if keep <= 0:
         return []
     readable = []
@@ -152,6 +154,21 @@ def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> list[Path]:
     for p in old:
         p.unlink(missing_ok=True)
     return old
+
+
+def _remove_stale_temp_files(folder: Path) -> None:
+    """Delete the temporary files of :func:`save_checkpoint` calls whose process is gone (a hard
+    kill mid-write); they are incomplete by construction and never a checkpoint."""
+    for p in folder.glob(".ckpt-*.pt.tmp-*"):
+        pid = p.name.rpartition("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)            # still running: leave it
+        except ProcessLookupError:
+            p.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 # ------------------------------------------------------------------------------------------------
