@@ -183,3 +183,7 @@ def test_cli_user_errors_are_one_liners(images, tmp_path, capsys):
     assert train_main(["generator", "--run-dir", str(tmp_path / "r2"), "generator=stylegan-tiny32"]) == 2
     assert "no training data: set data=" in capsys.readouterr().err
     assert "``" not in build_parser().format_help()
+    if not torch.cuda.is_available():
+        assert train_main(["generator", "--run-dir", str(tmp_path / "r3"), f"data={images}",
+                           "generator=stylegan-tiny32", "device=cuda"]) == 1
+        assert "CUDA is not available" in capsys.readouterr().err

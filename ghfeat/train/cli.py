@@ -86,11 +86,15 @@ def train_main(argv: list[str] | None = None) -> int:
     from .trainer import train
     try:
         result = train(cfg, args.run_dir, resume=args.resume, max_steps=args.max_steps)
-    except (ValueError, FileNotFoundError, FloatingPointError) as exc:
+    except Exception as exc:             # one line (per process); --debug for the traceback
         if args.debug:
             raise
-        print(f"ghfeat train: error: {exc}", file=sys.stderr)
-        return 1 if isinstance(exc, FloatingPointError) else 2
+        if isinstance(exc, (ValueError, OSError, FloatingPointError)):
+            print(f"ghfeat train: error: {exc}", file=sys.stderr)
+            return 1 if isinstance(exc, FloatingPointError) else 2
+        print(f"ghfeat train: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
     finally:
         cleanup()
     from .distributed import is_main
