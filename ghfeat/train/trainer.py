@@ -201,7 +201,8 @@ class Trainer:
     Args:
         cfg: the configuration (validated).
         run_dir: run folder (created).
-        resume: False, True (latest checkpoint of ``run_dir`` if any) or a checkpoint path.
+        resume: False (a new run), True (the newest readable checkpoint of ``run_dir``; an error
+            when there is none), "auto" (that checkpoint if any, else a new run) or a checkpoint path.
         max_steps: stop (with a checkpoint) once this absolute step is reached; None = total_steps.
     """
 
