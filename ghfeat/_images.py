@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 RANGE_TOLERANCE = 0.01          # allowed excursion outside the declared range (rounding noise)
+MAX_IMAGE_PIXELS = 89_478_485   # larger image files are refused from their header (PIL's bomb limit)
 _NAMED_RANGES = {"[-1,1]": (-1.0, 1.0), "[0,1]": (0.0, 1.0), "[0,255]": (0.0, 255.0)}
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -71,6 +72,8 @@ def _to_signed(x: torch.Tensor, rng: tuple[float, float], *, explicit: bool, wha
     """Float tensor in ``rng`` -> float32 in [-1, 1], after finiteness and range checks."""
     x = x.to(torch.float32)
     if x.numel() == 0:
+        if x.ndim == 4 and x.shape[0] == 0 and all(x.shape[1:]):
+            return x if rng == (-1.0, 1.0) else x.clone()       # an empty batch: nothing to check
         raise ValueError(f"{what} is empty (shape {tuple(x.shape)})")
     lo_v, hi_v = (float(v) for v in torch.aminmax(x))
     if not (math.isfinite(lo_v) and math.isfinite(hi_v)):
@@ -125,6 +128,8 @@ def _tensor_to_signed(x: torch.Tensor, rng, what: str) -> tuple[torch.Tensor, st
     """Any tensor (channels-first) -> (``[N, 3, H, W]`` in [-1, 1], kind)."""
     if x.dtype == torch.bool or x.is_complex():
         raise TypeError(f"{what} has dtype {x.dtype}; images must be uint8 ([0, 255]) or float")
+    if x.device.type == "meta":
+        raise ValueError(f"{what} is on the 'meta' device and holds no values")
     x = _check_tensor_layout(x, what)
     if x.dtype == torch.uint8:
         kind, y = KIND_UINT8, x.to(torch.float32) / 127.5 - 1.0
@@ -190,12 +195,25 @@ def _open_path(p: Path) -> tuple[torch.Tensor, str]:
 
     if not p.exists():
         raise FileNotFoundError(f"image file {str(p)!r} does not exist")
+    if not p.is_file():                  # a named pipe or a device would block or never end
+        raise ValueError(f"{str(p)!r} is not a regular file; only image files are read")
+    limit = MAX_IMAGE_PIXELS
     try:
-        with Image.open(p) as img:
+        with warnings.catch_warnings():  # the size is checked below, against ghfeat's limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(p)
+        with img:
+            w, h = img.size              # from the header: refuse before decoding
+            if limit and w * h > limit:
+                raise ValueError(f"image file {str(p)!r} is {w}x{h} = {w * h:,} pixels, more than "
+                                 f"ghfeat._images.MAX_IMAGE_PIXELS = {limit:,} (decoding it would take "
+                                 f"~{w * h * 4 / 2 ** 30:.1f} GB); shrink it first, or raise that limit")
             img.load()
             return _pil_to_signed(img, f"image file {str(p)!r}")
     except UnidentifiedImageError:
         raise ValueError(f"cannot read {str(p)!r} as an image (not a format PIL recognises)") from None
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"image file {str(p)!r} is refused as too large: {exc}") from None
     except OSError as exc:
         raise ValueError(f"cannot read image file {str(p)!r}: {exc}") from None
 
@@ -243,7 +261,7 @@ def split_inputs(images, batch_size: int) -> Iterable:
     """Chunks of at most ``batch_size`` images of an (expanded) input, not yet converted."""
     n = num_images(images)
     batched = isinstance(images, list) or (isinstance(images, (torch.Tensor, np.ndarray)) and images.ndim == 4)
-    if not batched:
+    if not batched or n == 0:           # an empty [0, C, H, W] batch is one (empty) chunk
         yield images
         return
     for i in range(0, n, batch_size):

@@ -35,14 +35,45 @@ def model_config(model: nn.Module) -> dict:
     return doc
 
 
-def build_from_config(doc: dict) -> nn.Module:
-    """Build a module (random init) from a ``config.json`` document."""
+def build_from_config(doc: dict, source: str = "config.json") -> nn.Module:
+    """Build a module (random init) from a ``config.json`` document (``source`` names it in errors)."""
     classes = _module_classes()
-    name = doc.get("ghfeat_class")
+    name = doc.get("ghfeat_class") if isinstance(doc, dict) else None
     if name not in classes:
-        raise ValueError(f"config.json names class {name!r}, which this version of ghfeat does not "
+        raise ValueError(f"{source} names class {name!r}, which this version of ghfeat does not "
                          f"know; known classes: {sorted(classes)}. Upgrade ghfeat?")
-    return classes[name](**doc["config"])
+    config = doc.get("config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{source}: 'config' must be an object of {name} arguments, got {type(config).__name__}")
+    import inspect
+    params = inspect.signature(classes[name].__init__).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(config) - set(params) - {"self"})
+        if unknown:
+            raise ValueError(f"{source}: {name} has no argument(s) {unknown}; the file was written by another "
+                             f"ghfeat version or edited by hand (known: {sorted(set(params) - {'self'})})")
+    try:
+        return classes[name](**config)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: cannot build {name} from its config ({exc})") from exc
+
+
+def check_writable(path: str | os.PathLike, *, folder: bool, what: str = "output") -> Path:
+    """Refuse, before any work, an output ``path`` that cannot be written: a folder (``folder=True``)
+    or a file (``folder=False``) whose place is taken by the other kind, under a regular file, or
+    in a folder without write permission. Creates nothing; returns ``Path(path)``."""
+    path = Path(path).expanduser()
+    if path.exists() and path.is_dir() != folder:
+        raise ValueError(f"{what} {path} exists and is {'a file' if folder else 'a folder'}, not "
+                         f"{'a folder' if folder else 'a file'}")
+    p = path if folder else path.parent
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    if not p.is_dir():
+        raise ValueError(f"{what} {path}: {p} is a file, not a folder")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path}: {p} is not writable")
+    return path
 
 
 def state_dict_for_saving(model: nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
@@ -140,6 +171,6 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
         doc = json.loads(cfg_path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{cfg_path} is not valid JSON ({exc})") from exc
-    model = build_from_config(doc)
+    model = build_from_config(doc, str(cfg_path))
     load_state_dict_strict(model, read_safetensors(directory / WEIGHTS_NAME), str(directory / WEIGHTS_NAME))
     return model.to(device).eval()

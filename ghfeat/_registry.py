@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -97,6 +98,12 @@ def list_models(pattern: str = "*", kind: str | None = None, pretrained: bool = 
 
 
 def _create(kind: str, name: str, pretrained: bool, checkpoint_path, overrides):
+    if isinstance(name, os.PathLike):             # a saved folder
+        from .pretrained import create_from_location
+        return create_from_location(kind, os.fspath(name), **overrides)
+    if not isinstance(name, str):
+        raise TypeError(f"{kind} must be a registry name (see ghfeat.list_models(kind={kind!r})), a saved "
+                        f"folder path or 'hf-hub:org/name', got {type(name).__name__}")
     if name.startswith("hf-hub:") or (name.startswith((".", "/", "~")) or "\\" in name):
         from .pretrained import create_from_location
         return create_from_location(kind, name, **overrides)

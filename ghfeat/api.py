@@ -13,6 +13,12 @@ generator layer and level L the most abstract; level ``k`` is generator layer ``
 
 Images may be tensors, numpy arrays, PIL images, paths, a folder, or lists of these; see
 :func:`load_images` (and ``ghfeat/_images.py``) for the range, channel and size rules.
+
+Empty batches: a ``[0, C, H, W]`` tensor (or ``[0, H, W, C]`` array, or ``[0, L, D]`` codes) is a
+valid batch and gives empty results of the usual shapes, as torch/numpy do: ``extract`` ->
+``{level: [0, 2C]}``, ``encode`` -> ``[0, L, D]``, ``decode`` / ``reconstruct`` -> ``[0, 3, R, R]``,
+``style_mix`` -> a grid with no content column / style row. An empty *list* or a folder without
+images is refused (there is nothing to take a shape from, and it is usually a mistake).
 """
 from __future__ import annotations
 
@@ -171,7 +177,32 @@ def _get_model(kind: str, name: str, pretrained: bool) -> nn.Module:
     return _MODEL_CACHE[key]
 
 
+def _usable_device(device):
+    """``device`` as a torch.device, refused with a clear message when it cannot run anything here."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a device ('cpu', 'cuda', 'cuda:1', ...): {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(dev)!r} but CUDA is not available here (torch {torch.__version__}, "
+                         f"built with CUDA {torch.version.cuda}); use device='cpu' or leave device=None")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device={str(dev)!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "meta":
+        raise ValueError("device='meta' holds no data; features need a real device ('cpu' or 'cuda')")
+    return dev
+
+
+def _check_not_meta(model: nn.Module, what: str) -> None:
+    if _model_device(model).type == "meta":
+        raise ValueError(f"the {what} is on the 'meta' device (no weights); load or build it on a real device "
+                         f"(e.g. {what}.to_empty(device='cpu') and then load a state dict)")
+
+
 def _resolve_encoder(model, pretrained: bool, device) -> nn.Module:
+    device = _usable_device(device)
     if isinstance(model, str):
         model = _get_model("encoder", model, pretrained)
         if device is not None:
@@ -180,6 +211,7 @@ def _resolve_encoder(model, pretrained: bool, device) -> nn.Module:
         raise TypeError(f"model/encoder must be a registry name (see ghfeat.list_models(kind='encoder')) "
                         f"or an nn.Module, got {type(model).__name__}")
     _check_device(model, device, "encoder")
+    _check_not_meta(model, "encoder")
     for attr in ("num_layers", "style_dims"):
         if not hasattr(model, attr):
             raise TypeError(f"{type(model).__name__} lacks `{attr}`; expected a GH-Feat encoder")
@@ -187,6 +219,7 @@ def _resolve_encoder(model, pretrained: bool, device) -> nn.Module:
 
 
 def _resolve_generator(generator, encoder: nn.Module, pretrained: bool, device) -> nn.Module:
+    device = _usable_device(device)
     if generator is None:
         name = getattr(encoder, "generator_name", None)
         if not name:
@@ -199,6 +232,7 @@ def _resolve_generator(generator, encoder: nn.Module, pretrained: bool, device) 
             generator.to(device)
     elif not isinstance(generator, nn.Module) or not hasattr(generator, "synthesis"):
         raise TypeError(f"generator must be a registry name or a StyleGANGenerator, got {type(generator).__name__}")
+    _check_not_meta(generator, "generator")
     g_dims, e_dims = _style_dims_of(generator), _style_dims_of(encoder)
     if g_dims != e_dims:
         raise ValueError(f"encoder and generator do not fit: encoder style dims {e_dims}, generator style dims "
@@ -393,12 +427,19 @@ def decode(codes, generator, *, batch_size: int = 64, dtype=None, progress=None,
     Returns:
         ``[N, 3, R, R]`` float32, about [-1, 1] (not clamped), on the codes' device.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if isinstance(generator, str):
         generator = _get_model("generator", generator, pretrained)
+    elif not isinstance(generator, nn.Module) or not hasattr(generator, "synthesis"):
+        raise TypeError(f"generator must be a registry name or a StyleGANGenerator, got {type(generator).__name__}")
+    _check_not_meta(generator, "generator")
     if isinstance(codes, (list, tuple)):
         codes = _pack(list(codes), max(_style_dims_of(generator)))
     if not isinstance(codes, torch.Tensor) or codes.ndim != 3:
         raise ValueError("codes must be packed [N, L, 2*C_max] or a list of [N, 2C_i] tensors")
+    if codes.device.type == "meta":
+        raise ValueError("codes are on the 'meta' device and hold no values")
     dev, out_dev = _model_device(generator), codes.device
     n = codes.shape[0]
     num_batches = max(1, math.ceil(n / batch_size))
@@ -406,8 +447,8 @@ def decode(codes, generator, *, batch_size: int = 64, dtype=None, progress=None,
     from tqdm.auto import tqdm
     outs = []
     with _eval_mode(generator), torch.inference_mode(), _autocast(dtype, dev):
-        for i in tqdm(range(0, n, batch_size), total=num_batches, disable=not show, desc="GH-Feat decode",
-                      unit="batch", leave=False):
+        for i in tqdm(range(0, max(n, 1), batch_size), total=num_batches, disable=not show, desc="GH-Feat decode",
+                      unit="batch", leave=False):              # an empty batch runs once: [0, 3, R, R]
             y = codes[i:i + batch_size].to(dev, torch.float32)
             outs.append(generator.synthesis(styles=y, randomize_noise=False).float().to(out_dev))
     return torch.cat(outs) if outs else codes.new_zeros((0, generator.num_channels, generator.resolution,

@@ -6,6 +6,10 @@
     ghfeat convert FILE [--name N]          official TF pickle / genforce .pth -> safetensors
     ghfeat train encoder|generator ...      train (works under torchrun too)
     ghfeat eval generator G --data mnist:R  sample quality (classifier FD, class entropy, confidence)
+    ghfeat --version
+
+A user error prints one line to stderr and exits with status 2 (1 for an unexpected error);
+``--debug`` shows the full traceback instead.
 """
 from __future__ import annotations
 
@@ -46,12 +50,13 @@ def cmd_demo(args) -> int:
     import torch
 
     import ghfeat
+    from ._io import check_writable
     from .api import save_grid
 
+    out = check_writable(args.out, folder=True, what="--out")
     torch.manual_seed(0)
     enc, gen = _default_models(args.random_weights)
     images = _bundled_digits()
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     feats = ghfeat.extract(images, levels=None, model=enc)
     print(f"GH-Feat of {len(images)} bundled MNIST digits with {enc.registry_name!r} "
@@ -73,8 +78,12 @@ def cmd_list(args) -> int:
     import ghfeat
 
     rows = ghfeat.list_models(args.pattern, kind=args.kind, pretrained=args.pretrained, with_info=True)
+    if args.pretrained:
+        from .pretrained import get_pretrained_cfg, weights_availability
     for kind, name, desc in rows:
         print(f"{kind:<14} {name:<22} {desc}")
+        if args.pretrained:
+            print(f"{'':<14} {'':<22} weights: {weights_availability(get_pretrained_cfg(kind, name))}")
     if not rows:
         print(f"no model matches {args.pattern!r}")
     return 0
@@ -84,30 +93,60 @@ def cmd_extract(args) -> int:
     import numpy as np
 
     import ghfeat
+    from ._images import list_image_files
+    from ._io import check_writable
 
-    feats = ghfeat.extract([str(p) for p in args.images], levels=args.levels, model=args.model,
+    check_writable(args.out, folder=False, what="--out")
+    out = Path(args.out if str(args.out).endswith(".npz") else f"{args.out}.npz")   # np.savez adds .npz
+    check_writable(out, folder=False, what="--out")
+    files = []
+    for p in args.images:                     # folders expand to their image files
+        if not p.exists():
+            raise FileNotFoundError(f"image file {str(p)!r} does not exist")
+        files.extend(list_image_files(p) if p.is_dir() else [p])
+    if args.random_weights and args.checkpoint:
+        raise ValueError("give --checkpoint or --random-weights, not both")
+    if args.random_weights:
+        print("!! --random-weights: the encoder is RANDOMLY INITIALISED; the features are meaningless.",
+              file=sys.stderr, flush=True)
+        model = ghfeat.create_encoder(args.model)
+    elif args.checkpoint:
+        model = ghfeat.create_encoder(args.model, checkpoint_path=args.checkpoint)
+    else:
+        model = ghfeat.create_encoder(args.model, pretrained=True)
+    feats = ghfeat.extract([str(p) for p in files], levels=args.levels, model=model,
                            resize=args.resize, batch_size=args.batch_size)
-    np.savez(args.out, **{f"level_{k}": v.float().cpu().numpy() for k, v in feats.items()},
-             files=np.array([str(p) for p in args.images]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **{f"level_{k}": v.float().cpu().numpy() for k, v in feats.items()},
+             files=np.array([str(p) for p in files]))
+    args.out = out
     print(f"wrote {args.out}: " + ", ".join(f"level {k} {tuple(v.shape)}" for k, v in feats.items()))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     ap = argparse.ArgumentParser(prog="ghfeat", description="GH-Feat: generative hierarchical features.")
+    ap.add_argument("--version", action="version", version=f"ghfeat {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="features + reconstruction on bundled MNIST digits")
+    p = sub.add_parser("demo", help="features + reconstruction on bundled MNIST digits", parents=[common])
     p.add_argument("--out", default="ghfeat_demo", help="output folder for the PNG grids")
     p.add_argument("--random-weights", action="store_true", help="use random weights (pipeline check only)")
     p.set_defaults(func=cmd_demo)
-    p = sub.add_parser("list", help="list registered models")
+    p = sub.add_parser("list", help="list registered models", parents=[common])
     p.add_argument("pattern", nargs="?", default="*")
     p.add_argument("--kind", choices=["generator", "discriminator", "encoder"])
-    p.add_argument("--pretrained", action="store_true", help="only models with pretrained weights")
+    p.add_argument("--pretrained", action="store_true",
+                   help="only models with pretrained weights, and whether each is available here")
     p.set_defaults(func=cmd_list)
-    p = sub.add_parser("extract", help="extract features of image files into an .npz")
-    p.add_argument("images", nargs="+", type=Path)
-    p.add_argument("--model", default="mnist32")
+    p = sub.add_parser("extract", help="extract features of image files into an .npz", parents=[common])
+    p.add_argument("images", nargs="+", type=Path, help="image files and/or folders of images")
+    p.add_argument("--model", default="mnist32", help="encoder registry name or saved folder")
+    p.add_argument("--checkpoint", default=None, help="weights of --model (.safetensors or a saved folder)")
+    p.add_argument("--random-weights", action="store_true", help="random encoder weights (pipeline check only)")
     p.add_argument("--levels", type=int, nargs="*", default=None, help="paper levels (1 = finest); default all")
     p.add_argument("--resize", action="store_true", help="resize inputs to the model's input size")
     p.add_argument("--batch-size", type=int, default=64)
@@ -119,19 +158,42 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _user_error(exc: BaseException) -> bool:
+    from .pretrained import WeightsError
+    return isinstance(exc, (ValueError, TypeError, OSError, WeightsError))
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "convert":
-        from .convert.cli import convert_main
-        return convert_main(argv[1:]) or 0
-    if argv and argv[0] == "train":
-        from .train.cli import train_main
-        return train_main(argv[1:]) or 0
-    if argv and argv[0] == "eval":
-        from .metrics import eval_main
-        return eval_main(argv[1:]) or 0
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    debug = "--debug" in argv
+    command = argv[0] if argv else "ghfeat"
+    try:
+        if command == "convert":
+            from .convert.cli import convert_main
+            return convert_main(argv[1:]) or 0
+        if command == "train":
+            from .train.cli import train_main
+            return train_main(argv[1:]) or 0
+        if command == "eval":
+            from .metrics import eval_main
+            return eval_main(argv[1:]) or 0
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"ghfeat {command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:             # one line for the user; --debug for the traceback
+        if debug:
+            raise
+        msg = str(exc).strip() or type(exc).__name__
+        if _user_error(exc):
+            print(f"ghfeat {command}: error: {msg}", file=sys.stderr)
+            return 2
+        print(f"ghfeat {command}: internal error: {type(exc).__name__}: {msg} (run with --debug for the "
+              "traceback and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -211,7 +211,13 @@ def local_edit(images, reference, mask, levels, encoder="mnist32", generator=Non
 
 def paste_patch(background: torch.Tensor, patch: torch.Tensor, top: int, left: int):
     """Crop-and-paste: put ``patch [N or 1, 3, h, w]`` onto ``background [N, 3, R, R]`` at
-    ``(top, left)``. Returns ``(composite [N, 3, R, R], mask [N, 1, R, R])`` (1 where pasted)."""
+    ``(top, left)``. Returns ``(composite [N, 3, R, R], mask [N, 1, R, R])`` (1 where pasted).
+    Anything else :func:`ghfeat.load_images` accepts (paths, PIL, numpy) is converted to [-1, 1] first."""
+    background = background if isinstance(background, torch.Tensor) else load_images(background)
+    patch = patch if isinstance(patch, torch.Tensor) else load_images(patch)
+    for name, v in (("top", top), ("left", left)):
+        if isinstance(v, bool) or not hasattr(v, "__index__"):
+            raise TypeError(f"{name} must be an int, got {v!r}")
     if background.ndim != 4 or patch.ndim != 4:
         raise ValueError("background and patch must be [N, 3, H, W] tensors (use ghfeat.load_images first)")
     n, c, H, W = background.shape

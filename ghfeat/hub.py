@@ -150,13 +150,29 @@ class HubMixin:
         from huggingface_hub import HfApi
         endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
         api = HfApi(endpoint=endpoint, token=token, library_name="ghfeat")
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="ghfeat-push-") as tmp:
-            self.save_pretrained(tmp, dtype=dtype, repo_id=repo_id)
-            info = api.upload_folder(
-                repo_id=repo_id, folder_path=tmp, revision=revision, create_pr=create_pr,
-                commit_message=commit_message or f"Upload {type(self).__name__} with ghfeat")
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="ghfeat-push-") as tmp:
+                self.save_pretrained(tmp, dtype=dtype, repo_id=repo_id)
+                info = api.upload_folder(
+                    repo_id=repo_id, folder_path=tmp, revision=revision, create_pr=create_pr,
+                    commit_message=commit_message or f"Upload {type(self).__name__} with ghfeat")
+        except Exception as exc:
+            if not _is_network_error(exc):
+                raise
+            raise ConnectionError(f"push_to_hub({repo_id!r}): could not reach the Hugging Face Hub at "
+                                  f"{endpoint or 'https://huggingface.co'} ({type(exc).__name__}: {exc}). "
+                                  "Check the network, HF_ENDPOINT and HF_HUB_OFFLINE, or save_pretrained() "
+                                  "to a folder and upload it later.") from exc
         return str(getattr(info, "commit_url", info))
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    """A failure to reach the server (no network, refused, timed out, offline mode), not an HTTP
+    answer such as 401/403/404, which huggingface_hub already explains."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    return bool(names & {"ConnectionError", "TransportError", "ConnectError", "TimeoutException",
+                         "OfflineModeIsEnabled", "NetworkError"})
 
 
 __all__ = ["HubMixin", "write_hub_folder", "model_card", "CARD_NAME", "WEIGHTS_NAME"]

@@ -213,6 +213,21 @@ def list_pretrained_cfgs(kind: str | None = None) -> list[PretrainedCfg]:
     return [c for k, c in sorted(_PRETRAINED.items()) if kind is None or c.kind == kind]
 
 
+def weights_availability(cfg: PretrainedCfg) -> str:
+    """Where ``pretrained=True`` would get ``cfg``'s weights, checked locally (no network):
+    ``"embedded"``, ``"converted (in the ghfeat cache)"``, ``"download from the Hub"`` or
+    ``"not available: ghfeat convert <official file>"``."""
+    if cfg.embedded_path and (Path(__file__).resolve().parent / cfg.embedded_path).is_file():
+        return "embedded (ships with ghfeat)"
+    if (cache_dir() / cfg.kind / cfg.name / MANIFEST_NAME).is_file():
+        return "converted (in the ghfeat cache)"
+    if cfg.hf_hub_id and (cfg.pinned or _allow_unpinned()):
+        return f"download from the Hub ({cfg.hf_hub_id})"
+    if cfg.origin is not None:
+        return f"not available: needs `ghfeat convert {cfg.origin.file}`"
+    return "not available"
+
+
 def convert_hint(cfg: PretrainedCfg) -> str:
     """How to get ``cfg``'s weights by hand: official file, page, ``ghfeat convert`` command."""
     if cfg.origin is None:
@@ -504,6 +519,10 @@ def resolve_weights(kind: str, name: str, cfg: PretrainedCfg | None = None,
     if checkpoint_path is not None:
         path = Path(checkpoint_path).expanduser()
         if path.is_dir():
+            if not (path / WEIGHTS_NAME).is_file():
+                raise WeightsNotFoundError(
+                    f"checkpoint_path {checkpoint_path} is a folder without {WEIGHTS_NAME} (a saved model "
+                    f"folder holds {CONFIG_NAME} + {WEIGHTS_NAME}; or pass the weight file itself).")
             path = path / WEIGHTS_NAME
         if not path.is_file():
             raise WeightsNotFoundError(
@@ -637,7 +656,7 @@ def load_location(location: str | os.PathLike, kind: str | None = None, revision
         weights_path = folder / WEIGHTS_NAME
     state = _read_state(weights_path, source, "Download or save it again.")
     doc = dict(doc, config=dict(doc["config"], **overrides))
-    model = build_from_config(doc)
+    model = build_from_config(doc, f"{source}/{CONFIG_NAME}")
     _load_checked(model, state, source, overrides)
     pretrained_name = doc.get("pretrained_name")
     model_kind = kind or doc.get("ghfeat_kind") or _class_kind(doc["ghfeat_class"])

@@ -61,6 +61,10 @@ def test_latest_prune_and_verify(tmp_path):
     with pytest.raises(ValueError, match="could not be loaded"):
         ck.load_checkpoint(ck.checkpoint_path(tmp_path, 20))
     assert ck.find_latest_checkpoint(tmp_path, verify=True).name == "ckpt-000000010.pt"
+    with pytest.warns(RuntimeWarning, match="moved it aside"):     # unreadable: set aside, not counted
+        deleted = ck.prune_checkpoints(tmp_path, keep=2)
+    assert deleted == [] and [s for s, _ in ck.list_checkpoints(tmp_path)] == [5, 10]
+    ck.save_checkpoint(ck.checkpoint_path(tmp_path, 30), {"step": 30})
     deleted = ck.prune_checkpoints(tmp_path, keep=2)
     assert [p.name for p in deleted] == ["ckpt-000000005.pt"]
     assert ck.find_latest_checkpoint(tmp_path / "nothing") is None

@@ -276,3 +276,35 @@ def test_device_mismatch_message():
     G = tiny_g()
     with pytest.raises(ValueError, match="move them"):
         G.generate(styles=torch.randn(1, G.num_layers, G.style_dim_max, device="cuda"))
+
+
+def test_minibatch_stddev_keeps_fp64_and_empty_batch():
+    x = torch.randn(8, 3, 2, 2, dtype=torch.float64)
+    out = minibatch_stddev(x, group_size=4)
+    assert out.dtype == torch.float64
+    g = x.reshape(4, 2, 3, 2, 2)
+    std = ((g - g.mean(0)).pow(2).mean(0) + 1e-8).sqrt().mean(dim=(1, 2, 3))     # [M]
+    torch.testing.assert_close(out[:, 3, 0, 0], std.repeat(4), rtol=1e-12, atol=0)
+    assert torch.autograd.gradcheck(lambda t: minibatch_stddev(t, 2), torch.randn(4, 2, 2, 2, dtype=torch.float64,
+                                                                                   requires_grad=True))
+    assert minibatch_stddev(torch.randn(0, 3, 2, 2)).shape == (0, 4, 2, 2)
+
+
+def test_finiteness_check_is_switchable_and_at_the_edge(monkeypatch):
+    G = tiny_g()
+    nan_styles = torch.full((1, G.num_layers, G.style_dim_max), float("nan"))
+    with pytest.raises(ValueError, match="validate_inputs"):
+        G.generate(styles=nan_styles)
+    calls = []
+    real = torch.isfinite
+    monkeypatch.setattr(torch, "isfinite", lambda t: calls.append(t.shape) or real(t))
+    G.generate(z=torch.randn(2, 32))
+    G(torch.randn(2, 32))
+    assert calls == [(2, 32), (2, 32)]                # z only: never again inside (one sync per call)
+    G.validate_inputs = False
+    assert not G.synthesis.validate_inputs
+    G.generate(styles=nan_styles)                     # no check, no error
+    G(torch.randn(2, 32))
+    assert len(calls) == 2
+    with pytest.raises(ValueError, match=r"\[N, 32\]"):   # shapes are still checked (no sync)
+        G(torch.randn(2, 31))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from torch import nn
 
+from .._io import check_writable
 from .stylegan_tf import Converted, convert_tf_discriminator, convert_tf_generator
 
 __all__ = ["convert", "detect_format", "default_tag", "registry_names"]
@@ -93,26 +94,47 @@ def _convert_tf(path: Path, which: str) -> tuple[str, dict[str, Converted | tupl
                          "(E, G, D, Gs) (ghfeat-encoder-*.pkl)")
     out: dict = {"generator": convert_tf_generator(Gs if which == "Gs" else G, which),
                  "discriminator": convert_tf_discriminator(D, "D")}
+    other = "G" if which == "Gs" else "Gs"
+    contents = {which: "converted as the generator", "D": "converted as the discriminator",
+                other: f"skipped: which={which!r} converts {which} (which={other!r} converts this one)"}
     if E is not None:
         out["encoder"] = E
-    return fmt, out
+        contents = {"E": "converted as the encoder", **contents}
+    return fmt, out, contents
 
 
-def _convert_genforce(path: Path, which: str) -> dict[str, Converted]:
-    from .genforce import convert_genforce_discriminator, convert_genforce_generator, read_genforce_checkpoint
+def _convert_genforce(path: Path, which: str, genforce_kwargs: dict | None):
+    from .genforce import (convert_genforce_discriminator, convert_genforce_generator, genforce_static_kwargs,
+                           read_genforce_checkpoint)
 
-    ckpt = read_genforce_checkpoint(path)
+    g_static, g_assumed = genforce_static_kwargs(genforce_kwargs, "G")    # checked before reading the file
+    d_static, d_assumed = genforce_static_kwargs(genforce_kwargs, "D")
+    others: dict = {}
+    ckpt = read_genforce_checkpoint(path, others)
     key = "generator_smooth" if which == "Gs" else "generator"
     if key not in ckpt and which == "Gs" and "generator" in ckpt:
         raise ValueError(f"{path} has no 'generator_smooth'; pass which='G' to convert its 'generator'")
-    out = {}
+    out, contents, assumed = {}, {}, {}
     if key in ckpt:
-        out["generator"] = convert_genforce_generator(ckpt[key], key)
+        out["generator"] = convert_genforce_generator(ckpt[key], key, g_static)
+        contents[key] = "converted as the generator"
+        assumed["generator"] = g_assumed
+    other = "generator" if key == "generator_smooth" else "generator_smooth"
+    if other in ckpt:
+        contents[other] = (f"skipped: which={which!r} converts {key!r} "
+                           f"(which={'G' if which == 'Gs' else 'Gs'!r} converts this one)")
     if "discriminator" in ckpt:
-        out["discriminator"] = convert_genforce_discriminator(ckpt["discriminator"], "discriminator")
+        out["discriminator"] = convert_genforce_discriminator(ckpt["discriminator"], "discriminator", d_static)
+        contents["discriminator"] = "converted as the discriminator"
+        assumed["discriminator"] = d_assumed
     if not out:
         raise ValueError(f"{path} holds neither {key!r} nor 'discriminator'")
-    return out
+    for k, desc in others.items():
+        why = ("a genforce encoder is not converted: only the official GH-Feat encoder (ghfeat-encoder-*.pkl) "
+               "is supported, genforce's port wires the levels differently" if "encoder" in k.lower()
+               else "not a StyleGAN generator/discriminator")
+        contents[k] = f"skipped ({desc}): {why}"
+    return out, contents, assumed
 
 
 def _build_encoder(E: dict, generator: nn.Module, names: dict, tag: str | None):
@@ -132,7 +154,7 @@ def _build_encoder(E: dict, generator: nn.Module, names: dict, tag: str | None):
 
 
 def convert(path: str | os.PathLike, name: str | None = None, out: str | os.PathLike | None = None,
-            which: str = "Gs", install: bool | None = None) -> dict:
+            which: str = "Gs", install: bool | None = None, genforce_kwargs: dict | None = None) -> dict:
     """Convert an official weight file and install or write the result.
 
     Args:
@@ -146,23 +168,40 @@ def convert(path: str | os.PathLike, name: str | None = None, out: str | os.Path
         which: ``"Gs"`` (default: the smoothed generator, what the official code samples and
             GH-Feat decodes with) or ``"G"`` (the raw training generator).
         install: install into the cache (default: when ``out`` is None).
+        genforce_kwargs: for a genforce ``.pth``, the genforce constructor settings a state dict
+            cannot tell (``fused_scale``, ``mapping_lr_mul``, ``use_wscale``, ``final_tanh``,
+            ``truncation_psi``, ``truncation_layers``, ``minibatch_std_group_size``; see
+            :data:`ghfeat.convert.genforce.GENFORCE_SETTINGS`). Those not given are assumed to be
+            genforce's defaults and listed under ``"assumed"`` in the result.
     Returns:
-        ``{"format", "source", "sha256", "which", "networks": {kind: {"name", "class", "config",
-        "num_params", "source", "ignored", "path"}}, "models": {kind: nn.Module}}``.
+        ``{"format", "source", "sha256", "which", "contents": {entry in the file: what was done
+        with it}, "networks": {kind: {"name", "class", "config", "num_params", "source", "ignored",
+        "assumed", "path"}}, "models": {kind: nn.Module}}``.
     """
     if which not in ("Gs", "G"):
         raise ValueError(f"which must be 'Gs' (smoothed generator, default) or 'G', got {which!r}")
     path = Path(path)
-    fmt = detect_format(path)
-    if fmt == "tf-pickle":
-        fmt, converted = _convert_tf(path, which)
-    else:
-        converted = _convert_genforce(path, which)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; pass the weight file (.pkl or .pth) itself")
     tag = name or default_tag(path)
     install = (out is None) if install is None else install
     if install and tag is None:
         raise ValueError(f"cannot tell which model {path.name} holds from its name; pass name=... "
                          "(CLI: --name), e.g. 'ffhq256', or out=DIR to write standalone folders")
+    if out is not None:                  # destinations are checked before the (long) conversion
+        check_writable(out, folder=True, what="--out")
+    if install:
+        from ..pretrained import cache_dir
+        check_writable(cache_dir(), folder=True, what="the ghfeat cache (GHFEAT_CACHE)")
+    fmt = detect_format(path)
+    assumed: dict = {}
+    if fmt == "tf-pickle":
+        if genforce_kwargs:
+            raise ValueError("genforce_kwargs apply to genforce .pth files only; a TF pickle stores its own "
+                             "settings (static_kwargs)")
+        fmt, converted, contents = _convert_tf(path, which)
+    else:
+        converted, contents, assumed = _convert_genforce(path, which, genforce_kwargs)
     names = registry_names(tag) if tag else {k: f"converted-{path.stem}" for k in ("encoder", "generator", "discriminator")}
 
     models, info = {}, {}
@@ -170,16 +209,18 @@ def convert(path: str | os.PathLike, name: str | None = None, out: str | os.Path
         if kind in converted:
             c = converted[kind]
             models[kind] = c.build()
-            info[kind] = {"ignored": list(c.ignored), "source": c.source, "config": dict(c.config)}
+            info[kind] = {"ignored": list(c.ignored), "source": c.source, "config": dict(c.config),
+                          "assumed": assumed.get(kind, {})}
     if "encoder" in converted:
         encoder, report = _build_encoder(converted["encoder"], models["generator"], names, tag)
         models = {"encoder": encoder, **models}
         info["encoder"] = {"ignored": [], "source": converted["encoder"]["name"], "config": dict(encoder.config),
-                           "report": report}
+                           "report": report, "assumed": {}}
 
     from ..pretrained import sha256_file
     sha = sha256_file(path)
-    result = {"format": fmt, "source": str(path), "sha256": sha, "which": which, "networks": {}, "models": models}
+    result = {"format": fmt, "source": str(path), "sha256": sha, "which": which, "contents": contents,
+              "networks": {}, "models": models}
     if install:   # every check before the first write: a refused conversion installs nothing
         for kind, model in models.items():
             _check_registry(kind, names[kind], model)

@@ -7,6 +7,7 @@ finds it) or writes Hub-ready folders with ``--out``. Nothing in the file is exe
 from __future__ import annotations
 
 import argparse
+import json
 import pickle
 import sys
 
@@ -29,11 +30,19 @@ def _parser() -> argparse.ArgumentParser:
                         "installing into the cache")
     p.add_argument("--which", choices=("Gs", "G"), default="Gs",
                    help="generator to convert: Gs = smoothed (default, what GH-Feat decodes with) or G")
+    p.add_argument("--genforce-kwargs", default=None, metavar="JSON",
+                   help="genforce .pth only: the settings a state dict cannot tell, as genforce names them, e.g. "
+                        "'{\"fused_scale\": true, \"mapping_lr_mul\": 0.01}' (fused_scale, mapping_lr_mul, "
+                        "use_wscale, final_tanh, truncation_psi, truncation_layers, minibatch_std_group_size); "
+                        "those not given are assumed to be genforce's defaults and listed in the report")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return p
 
 
 def _summary(result: dict) -> str:
     lines = [f"converted {result['source']} ({result['format']}, sha256 {result['sha256'][:16]}...)"]
+    for entry, what in result.get("contents", {}).items():
+        lines.append(f"  in the file: {entry!r}: {what}")
     for kind, n in result["networks"].items():
         cfg = n["config"]
         shape = (f"{cfg['resolution']}px" if "resolution" in cfg else
@@ -44,6 +53,9 @@ def _summary(result: dict) -> str:
             lines.append(f"  {'':<13} skipped {len(n['ignored'])} progressive-growing leftovers: "
                          + ", ".join(i.split(' ')[0] for i in n["ignored"][:4])
                          + (" ..." if len(n["ignored"]) > 4 else ""))
+        if n.get("assumed"):
+            lines.append(f"  {'':<13} assumed (a .pth does not store them; --genforce-kwargs to change): "
+                         + ", ".join(f"{k}={v!r}" for k, v in n["assumed"].items()))
         for key, label in (("path", "installed"), ("out", "wrote")):
             if key in n:
                 lines.append(f"  {'':<13} {label} {n[key]}")
@@ -55,8 +67,18 @@ def convert_main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from .api import convert
     try:
-        result = convert(args.path, name=args.name, out=args.out, which=args.which)
-    except (ValueError, FileNotFoundError, pickle.UnpicklingError, ImportError) as exc:
+        kwargs = None
+        if args.genforce_kwargs is not None:
+            try:
+                kwargs = json.loads(args.genforce_kwargs)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"--genforce-kwargs is not valid JSON ({exc})") from None
+            if not isinstance(kwargs, dict):
+                raise ValueError("--genforce-kwargs must be a JSON object, e.g. '{\"fused_scale\": true}'")
+        result = convert(args.path, name=args.name, out=args.out, which=args.which, genforce_kwargs=kwargs)
+    except (ValueError, OSError, pickle.UnpicklingError, ImportError) as exc:
+        if args.debug:
+            raise
         print(f"ghfeat convert: error: {exc}", file=sys.stderr)
         return 2
     print(_summary(result))

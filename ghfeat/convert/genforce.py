@@ -26,9 +26,13 @@ genforce key                                 official TF variable
 ===========================================  =====================================
 
 The state dicts are mapped back to TF names/layouts and handed to
-:mod:`ghfeat.convert.stylegan_tf`, so both paths share one set of checks. A ``.pth`` carries no
-hyperparameters: the official defaults are assumed (mapping lr multiplier 0.01, fused up/down
-convs at >= 128 px, minibatch-stddev group 4); pass ``static_kwargs`` to override.
+:mod:`ghfeat.convert.stylegan_tf`, so both paths share one set of checks.
+
+A ``.pth`` carries no hyperparameters. Shapes give the resolution, latent sizes, mapping depth,
+channel widths and image channels; the settings of :data:`GENFORCE_SETTINGS` change no tensor
+shape and cannot be read from the file. Their genforce defaults are assumed unless given as
+``genforce_kwargs`` (genforce's constructor argument names; ``convert(..., genforce_kwargs=)``,
+``ghfeat convert --genforce-kwargs JSON``), and the conversion report lists what was assumed.
 """
 from __future__ import annotations
 
@@ -47,13 +51,59 @@ __all__ = ["read_genforce_checkpoint", "convert_genforce_generator", "convert_ge
            "GENFORCE_KEYS"]
 
 GENFORCE_KEYS = ("generator", "generator_smooth", "discriminator")
+
+# genforce constructor arguments that a state dict cannot tell: name -> (default, applies to,
+# official TF static kwarg). Values ghfeat does not implement are refused, not converted.
+GENFORCE_SETTINGS = {
+    "fused_scale": ("auto", "G, D", "fused_scale"),            # fused up/down conv: True, False, 'auto' (>= 128 px)
+    "mapping_lr_mul": (0.01, "G", "mapping_lrmul"),            # learning-rate multiplier of the mapping network
+    "use_wscale": (True, "G, D", "use_wscale"),                # equalized learning rate (ghfeat: True only)
+    "final_tanh": (False, "G", None),                          # tanh on the output (ghfeat: False only)
+    "truncation_psi": (0.7, "G", "truncation_psi"),            # sampling truncation (not used by GH-Feat decoding)
+    "truncation_layers": (8, "G", "truncation_cutoff"),
+    "minibatch_std_group_size": (4, "D", "mbstd_group_size"),
+}
+# genforce arguments read from the tensor shapes; given ones must agree with the file
+_GENFORCE_INFERRED = {"resolution", "z_space_dim", "w_space_dim", "num_mapping_layers", "image_channels",
+                      "fmaps_base", "fmaps_max", "label_size", "minibatch_std_channels", "repeat_w"}
+
+
+def genforce_static_kwargs(genforce_kwargs: dict | None, net: str) -> tuple[dict, dict]:
+    """genforce constructor arguments -> (official TF static kwargs for network ``net`` ("G" or
+    "D"), ``{setting: value}`` of the :data:`GENFORCE_SETTINGS` that were *assumed* (not given))."""
+    given = dict(genforce_kwargs or {})
+    unknown = sorted(set(given) - set(GENFORCE_SETTINGS) - _GENFORCE_INFERRED)
+    if unknown:
+        raise ValueError(f"unknown genforce setting(s) {unknown}; settings a .pth cannot tell: "
+                         f"{sorted(GENFORCE_SETTINGS)} (the others are read from the tensor shapes)")
+    if given.get("final_tanh", False) is not False:
+        raise ValueError("final_tanh=True: ghfeat's StyleGAN v1 has no output tanh (the official one has "
+                         "none either); this generator cannot be converted exactly")
+    if given.get("repeat_w", True) is not True or given.get("label_size", 0):
+        raise ValueError("repeat_w=False and label_size > 0 (conditional) are not implemented by ghfeat's "
+                         "StyleGAN v1 port")
+    static, assumed = {}, {}
+    for key, (default, nets, tf_key) in GENFORCE_SETTINGS.items():
+        if net not in nets:
+            continue
+        if key not in given:
+            assumed[key] = default
+        if tf_key is not None:
+            static[tf_key] = given.get(key, default)
+    if "resolution" in given:
+        static["resolution"] = given["resolution"]
+    if net == "D" and "minibatch_std_channels" in given:
+        static["mbstd_num_features"] = given["minibatch_std_channels"]
+    return static, assumed
 _BLUR = (torch.tensor([1.0, 2.0, 1.0])[:, None] * torch.tensor([1.0, 2.0, 1.0])[None, :] / 16.0)
 
 
-def read_genforce_checkpoint(path: str | os.PathLike) -> dict[str, dict[str, torch.Tensor]]:
+def read_genforce_checkpoint(path: str | os.PathLike, others: dict | None = None) -> dict[str, dict[str, torch.Tensor]]:
     """Load a genforce ``.pth`` with ``torch.load(weights_only=True)`` (no pickled code runs).
 
-    Returns ``{key: state_dict}`` for the keys of :data:`GENFORCE_KEYS` present in the file.
+    Returns ``{key: state_dict}`` for the keys of :data:`GENFORCE_KEYS` present in the file. The
+    other top-level entries (an ``encoder``, optimizer states, ...) are not read; pass a dict as
+    ``others`` to get ``{key: short description}`` of them.
     """
     path = Path(path)
     if not path.is_file():
@@ -78,6 +128,11 @@ def read_genforce_checkpoint(path: str | os.PathLike) -> dict[str, dict[str, tor
         keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ValueError(f"{path} holds {keys}; a genforce StyleGAN checkpoint is a dict with "
                          f"{list(GENFORCE_KEYS)} state dicts")
+    if others is not None:
+        for key, v in ckpt.items():
+            if key not in GENFORCE_KEYS:
+                others[str(key)] = (f"state dict of {len(v)} tensors" if isinstance(v, dict) and v and
+                                    all(isinstance(t, torch.Tensor) for t in v.values()) else type(v).__name__)
     out = {}
     for key in GENFORCE_KEYS:
         if key in ckpt:

@@ -38,8 +38,10 @@ def check_resolution(resolution: int) -> int:
     return int(math.log2(resolution))
 
 
-def check_codes(x, name: str, expected: str, ndim: int, last_dims: Sequence[int]) -> torch.Tensor:
-    """Validate a latent/style tensor: type, dtype, rank, trailing dims and finiteness."""
+def check_codes(x, name: str, expected: str, ndim: int, last_dims: Sequence[int],
+                finite: bool = True) -> torch.Tensor:
+    """Validate a latent/style tensor: type, dtype, rank, trailing dims and (``finite=True``; a
+    device sync on GPU) finiteness."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape {expected}, got {type(x).__name__}")
     if not x.is_floating_point():
@@ -47,8 +49,9 @@ def check_codes(x, name: str, expected: str, ndim: int, last_dims: Sequence[int]
                         "convert with .float()")
     if x.ndim != ndim or tuple(x.shape[1:]) != tuple(last_dims):
         raise ValueError(f"{name} must have shape {expected}, got {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or Inf values")
+    if finite and x.numel() and not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or Inf values (set generator.validate_inputs = False "
+                         "to skip this check)")
     return x
 
 
@@ -126,7 +129,10 @@ class SynthesisLayer(nn.Module):
 
 class SynthesisNetwork(nn.Module):
     """Styles -> image. Input: ``w_plus [N, L, w_dim]`` or style codes ``y`` (packed
-    ``[N, L, 2*C_max]`` or a list of ``[N, 2C_i]``). Output ``[N, 3, R, R]``, about [-1, 1]."""
+    ``[N, L, 2*C_max]`` or a list of ``[N, 2C_i]``). Output ``[N, 3, R, R]``, about [-1, 1].
+    ``validate_inputs = False`` skips the NaN/Inf check of the codes (a GPU sync per call)."""
+
+    validate_inputs = True
 
     def __init__(self, resolution: int, w_dim: int = 512, num_channels: int = 3, fmap_base: int = 8192,
                  fmap_max: int = 512, fmap_decay: float = 1.0, fused_scale: bool | str = "auto",
@@ -156,10 +162,10 @@ class SynthesisNetwork(nn.Module):
         """Per-layer affine: ``w_plus [N, L, w_dim]`` -> list of ``y_i [N, 2C_i]``."""
         return [layer.style(w_plus[:, i]) for i, layer in enumerate(self.layers)]
 
-    def _as_style_list(self, styles) -> list[torch.Tensor]:
+    def _as_style_list(self, styles, finite: bool = True) -> list[torch.Tensor]:
         L, dmax = self.num_layers, max(self.style_dims)
         if isinstance(styles, torch.Tensor):
-            check_codes(styles, "styles", f"[N, {L}, {dmax}] (packed GH-Feat codes)", 3, (L, dmax))
+            check_codes(styles, "styles", f"[N, {L}, {dmax}] (packed GH-Feat codes)", 3, (L, dmax), finite)
             return unpack_styles(styles, self.style_dims)
         if not isinstance(styles, (list, tuple)) or len(styles) != L:
             got = len(styles) if isinstance(styles, (list, tuple)) else type(styles).__name__
@@ -167,19 +173,23 @@ class SynthesisNetwork(nn.Module):
                              f"per-layer tensors [N, 2C_i] (2C_i = {self.style_dims}), got {got}")
         out = []
         for i, (y, d) in enumerate(zip(styles, self.style_dims)):
-            out.append(check_codes(y, f"styles[{i}] (layer {i})", f"[N, {d}]", 2, (d,)))
+            out.append(check_codes(y, f"styles[{i}] (layer {i})", f"[N, {d}]", 2, (d,), finite))
         if len({y.shape[0] for y in out}) != 1:
             raise ValueError("all per-layer style codes must have the same batch size")
         return out
 
-    def forward(self, w_plus: torch.Tensor | None = None, styles=None, randomize_noise: bool = False) -> torch.Tensor:
+    def forward(self, w_plus: torch.Tensor | None = None, styles=None, randomize_noise: bool = False,
+                validate: bool | None = None) -> torch.Tensor:
+        """``validate``: check the codes for NaN/Inf (default ``self.validate_inputs``)."""
         if (w_plus is None) == (styles is None):
             raise ValueError("pass exactly one of w_plus [N, L, w_dim] or styles (GH-Feat codes)")
+        finite = self.validate_inputs if validate is None else validate
         if w_plus is not None:
-            check_codes(w_plus, "w_plus", f"[N, {self.num_layers}, {self.w_dim}]", 3, (self.num_layers, self.w_dim))
+            check_codes(w_plus, "w_plus", f"[N, {self.num_layers}, {self.w_dim}]", 3, (self.num_layers, self.w_dim),
+                        finite)
             ys = self.styles_from_w(w_plus)
         else:
-            ys = self._as_style_list(styles)
+            ys = self._as_style_list(styles, finite)
         if ys[0].device != self.const.device:
             raise ValueError(f"codes are on {ys[0].device} but the generator is on {self.const.device}; "
                              "move them with .to(generator.device)")
@@ -207,6 +217,9 @@ class StyleGANGenerator(HubMixin, nn.Module):
         fused_scale: "auto" (fused up-conv at >= 128 px, official), True or False.
         blur: [1, 2, 1] blur after every upsampling conv.
     Output: images ``[N, num_channels, resolution, resolution]``, about [-1, 1] (no tanh).
+
+    The codes a user passes (z, w, w+, styles) are checked for NaN/Inf at this edge only (not again
+    inside); ``G.validate_inputs = False`` skips that check, which syncs the GPU on every call.
     """
 
     @register_to_config
@@ -223,6 +236,15 @@ class StyleGANGenerator(HubMixin, nn.Module):
         self.resolution, self.z_dim, self.w_dim, self.num_channels = resolution, z_dim, w_dim, num_channels
         self.truncation_psi, self.truncation_cutoff = truncation_psi, truncation_cutoff
         self.w_avg_beta, self.style_mixing_prob = w_avg_beta, style_mixing_prob
+
+    @property
+    def validate_inputs(self) -> bool:
+        """Check the codes passed in for NaN/Inf (default True; False skips the GPU sync)."""
+        return self.synthesis.validate_inputs
+
+    @validate_inputs.setter
+    def validate_inputs(self, value: bool) -> None:
+        self.synthesis.validate_inputs = bool(value)
 
     # -- introspection -------------------------------------------------------------------------
     @property
@@ -253,7 +275,8 @@ class StyleGANGenerator(HubMixin, nn.Module):
 
     def styles_from_w(self, w_plus: torch.Tensor) -> list[torch.Tensor]:
         """``w_plus [N, L, w_dim]`` -> list of style codes ``[N, 2C_i]``."""
-        check_codes(w_plus, "w_plus", f"[N, {self.num_layers}, {self.w_dim}]", 3, (self.num_layers, self.w_dim))
+        check_codes(w_plus, "w_plus", f"[N, {self.num_layers}, {self.w_dim}]", 3, (self.num_layers, self.w_dim),
+                    self.validate_inputs)
         return self.synthesis.styles_from_w(w_plus)
 
     # -- latent handling -----------------------------------------------------------------------
@@ -283,7 +306,7 @@ class StyleGANGenerator(HubMixin, nn.Module):
         eval mode it is deterministic given z (except noise when ``randomize_noise``).
         Returns images ``[N, 3, R, R]`` (and ``w_plus [N, L, w_dim]`` with ``return_w``).
         """
-        check_codes(z, "z", f"[N, {self.z_dim}]", 2, (self.z_dim,))
+        check_codes(z, "z", f"[N, {self.z_dim}]", 2, (self.z_dim,), self.validate_inputs)
         w = self.mapping(z)
         L = self.num_layers
         if self.training:
@@ -295,7 +318,7 @@ class StyleGANGenerator(HubMixin, nn.Module):
             crossover = int(torch.randint(1, L, ()))
             w_plus = torch.cat([w_plus[:, :crossover], w2.unsqueeze(1).repeat(1, L - crossover, 1)], 1)
         w_plus = self.truncate(w_plus, truncation_psi, truncation_cutoff)
-        img = self.synthesis(w_plus=w_plus, randomize_noise=randomize_noise)
+        img = self.synthesis(w_plus=w_plus, randomize_noise=randomize_noise, validate=False)
         return (img, w_plus) if return_w else img
 
     @torch.no_grad()
@@ -318,11 +341,12 @@ class StyleGANGenerator(HubMixin, nn.Module):
             raise ValueError(f"pass exactly one of z, w, w_plus, styles; got {given or 'none'}")
         if styles is not None:
             return self.synthesis(styles=styles, randomize_noise=randomize_noise)
+        check = self.validate_inputs
         if z is not None:
-            check_codes(z, "z", f"[N, {self.z_dim}]", 2, (self.z_dim,))
-            w = self.mapping(z)
+            check_codes(z, "z", f"[N, {self.z_dim}]", 2, (self.z_dim,), check)
+            w, check = self.mapping(z), False
         if w is not None:
-            check_codes(w, "w", f"[N, {self.w_dim}]", 2, (self.w_dim,))
-            w_plus = w.unsqueeze(1).repeat(1, self.num_layers, 1)
+            check_codes(w, "w", f"[N, {self.w_dim}]", 2, (self.w_dim,), check)
+            w_plus, check = w.unsqueeze(1).repeat(1, self.num_layers, 1), False
         w_plus = self.truncate(w_plus, truncation_psi, truncation_cutoff)
-        return self.synthesis(w_plus=w_plus, randomize_noise=randomize_noise)
+        return self.synthesis(w_plus=w_plus, randomize_noise=randomize_noise, validate=check)

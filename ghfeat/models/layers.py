@@ -142,10 +142,13 @@ def minibatch_stddev(x: torch.Tensor, group_size: int = 4, num_features: int = 1
     """Append the minibatch standard deviation as extra channels (official StyleGAN layout:
     sample i is grouped with samples i % M, M = N / group). ``[N,C,H,W] -> [N,C+F,H,W]``."""
     n, c, h, w = x.shape
+    if n == 0:
+        return torch.cat([x, x.new_zeros(0, num_features, h, w)], dim=1)
     g = min(group_size, n)
     if n % g:
         raise ValueError(f"batch size {n} must be divisible by the minibatch-stddev group size {g}")
-    y = x.float().reshape(g, -1, num_features, c // num_features, h, w)
+    # at least fp32 (half precision is upcast for the statistics); fp64 stays fp64
+    y = x.to(torch.promote_types(x.dtype, torch.float32)).reshape(g, -1, num_features, c // num_features, h, w)
     y = y - y.mean(dim=0)
     y = (y.pow(2).mean(dim=0) + 1e-8).sqrt()          # [M, F, c, H, W]
     y = y.mean(dim=(2, 3, 4))                            # [M, F]

@@ -17,6 +17,7 @@ import random
 import re
 import signal
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,30 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def is_readable(path: str | os.PathLike) -> bool:
+    """Whether ``path`` opens as a ``weights_only`` checkpoint. Cheap: tensor data is memory-mapped,
+    not read, so this catches truncated files, foreign formats and refused pickles (not a flipped
+    bit inside a tensor)."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return True
+    except Exception:
+        return False
+
+
+def move_aside(path: str | os.PathLike) -> Path:
+    """Rename an unreadable checkpoint to ``<name>.corrupt`` (``.corrupt-1``, ... if taken): it no
+    longer matches the checkpoint pattern, so it is never resumed from, counted or pruned."""
+    path = Path(path)
+    target = path.with_name(path.name + ".corrupt")
+    n = 0
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{n}")
+    os.replace(path, target)
+    return target
+
+
 def find_latest_checkpoint(run_dir: str | os.PathLike, verify: bool = False) -> Path | None:
     """The newest complete checkpoint of ``run_dir``, or None.
 
@@ -107,13 +132,43 @@ def find_latest_checkpoint(run_dir: str | os.PathLike, verify: bool = False) -> 
 
 
 def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` checkpoints (``keep <= 0`` keeps all); returns the deleted."""
+    """Keep the newest ``keep`` *readable* checkpoints, delete older readable ones (``keep <= 0``
+    keeps all); returns the deleted. Temporary files of killed writers are removed too.
+
+    An unreadable checkpoint is never counted and never deleted: it is moved aside
+    (:func:`move_aside`, with a warning). When no checkpoint is readable nothing is deleted.
+    """
+    if (Path(run_dir) / CHECKPOINT_DIR).is_dir():
+        _remove_stale_temp_files(Path(run_dir) / CHECKPOINT_DIR)
     if keep <= 0:
         return []
-    old = [p for _, p in list_checkpoints(run_dir)[:-keep]]
+    readable = []
+    for _, p in reversed(list_checkpoints(run_dir)):        # newest first
+        if is_readable(p):
+            readable.append(p)
+        else:
+            moved = move_aside(p)
+            warnings.warn(f"checkpoint {p} is unreadable; moved it aside to {moved.name}",
+                          RuntimeWarning, stacklevel=2)
+    old = readable[keep:]
     for p in old:
         p.unlink(missing_ok=True)
     return old
+
+
+def _remove_stale_temp_files(folder: Path) -> None:
+    """Delete the temporary files of :func:`save_checkpoint` calls whose process is gone (a hard
+    kill mid-write); they are incomplete by construction and never a checkpoint."""
+    for p in folder.glob(".ckpt-*.pt.tmp-*"):
+        pid = p.name.rpartition("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)            # still running: leave it
+        except ProcessLookupError:
+            p.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 # ------------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -73,6 +74,10 @@ RESUMABLE_CHANGES = frozenset({
     "total_steps", "log_every", "image_every", "ckpt_every", "keep_checkpoints", "num_workers",
     "device", "compile", "progress", "sample_n", "tf32", "num_threads",
 })
+
+
+def _finite_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 @dataclass
@@ -256,20 +261,31 @@ class TrainConfig:
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                  f"{name} must be an integer >= 0, got {v!r}")
-        need(isinstance(self.lr, (int, float)) and self.lr > 0, f"lr must be > 0, got {self.lr!r}")
+        num = _finite_number          # a real, finite number (not a bool, string, list, NaN or inf)
+        need(num(self.lr) and self.lr > 0, f"lr must be a finite number > 0, got {self.lr!r}")
         betas_ok = (isinstance(self.betas, tuple) and len(self.betas) == 2
-                    and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas))
+                    and all(num(b) and 0 <= b < 1 for b in self.betas))
         need(betas_ok, f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        need(self.eps > 0, f"eps must be > 0, got {self.eps}")
-        need(0 < self.lr_decay_rate <= 1, f"lr_decay_rate must be in (0, 1], got {self.lr_decay_rate}")
-        need(self.lr_decay_every is not None and self.lr_decay_every >= 0,
-             f"lr_decay_every must be >= 0 (0 = constant lr), got {self.lr_decay_every}")
+        need(num(self.eps) and self.eps > 0, f"eps must be a finite number > 0, got {self.eps!r}")
+        need(num(self.lr_decay_rate) and 0 < self.lr_decay_rate <= 1,
+             f"lr_decay_rate must be a number in (0, 1], got {self.lr_decay_rate!r}")
+        need(num(self.lr_decay_every) and self.lr_decay_every >= 0,
+             f"lr_decay_every must be a finite number >= 0 (0 = constant lr), got {self.lr_decay_every!r}")
         for name in ("r1_gamma", "gp_weight", "adv_weight", "perceptual_weight", "ema_kimg"):
-            need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
-        need(0 <= self.style_mixing_prob <= 1, f"style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
-        need(0 <= self.w_avg_beta <= 1, f"w_avg_beta must be in [0, 1], got {self.w_avg_beta}")
-        need(self.vgg_input_size is None or self.vgg_input_size >= 8,
-             f"vgg_input_size must be >= 8 or null, got {self.vgg_input_size}")
+            v = getattr(self, name)
+            need(num(v) and v >= 0, f"{name} must be a finite number >= 0, got {v!r}")
+        need(num(self.style_mixing_prob) and 0 <= self.style_mixing_prob <= 1,
+             f"style_mixing_prob must be a number in [0, 1], got {self.style_mixing_prob!r}")
+        need(num(self.w_avg_beta) and 0 <= self.w_avg_beta <= 1,
+             f"w_avg_beta must be a number in [0, 1], got {self.w_avg_beta!r}")
+        need(self.vgg_input_size is None or (isinstance(self.vgg_input_size, int)
+                                             and not isinstance(self.vgg_input_size, bool) and self.vgg_input_size >= 8),
+             f"vgg_input_size must be an integer >= 8 or null, got {self.vgg_input_size!r}")
+        for name in ("flip", "channels_last", "compile", "tf32", "sync_bn", "progress", "allow_untrained",
+                     "generator_pretrained"):
+            need(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("data", "generator"):
+            need(isinstance(getattr(self, name), str), f"{name} must be a string, got {getattr(self, name)!r}")
         for name in ("generator_kwargs", "discriminator_kwargs", "encoder_kwargs"):
             need(isinstance(getattr(self, name), dict), f"{name} must be a dict, got {getattr(self, name)!r}")
         if self.task == "encoder":
@@ -286,4 +302,5 @@ class TrainConfig:
         if self.task == "generator":
             need(self.encoder is None, "encoder is not used by task='generator'; remove it")
         if errors:
-            raise ValueError("invalid TrainConfig:\n  - " + "\n  - ".join(errors))
+            raise ValueError("invalid TrainConfig: " + (errors[0] if len(errors) == 1 else
+                                                        "\n  - " + "\n  - ".join(errors)))

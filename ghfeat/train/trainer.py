@@ -101,6 +101,7 @@ def build_models(cfg: TrainConfig) -> dict[str, nn.Module]:
             raise ValueError(f"generator makes {G.num_channels}-channel images but the discriminator takes "
                              f"{D.num_channels}; set the same num_channels in generator_kwargs and "
                              "discriminator_kwargs")
+        G.validate_inputs = False        # codes are made here, not by a user; the check syncs the GPU
         G_ema = copy.deepcopy(G).eval()
         requires_grad(G_ema, False)
         return {"G": G, "D": D, "G_ema": G_ema}
@@ -123,6 +124,7 @@ def build_models(cfg: TrainConfig) -> dict[str, nn.Module]:
         warnings.warn("the discriminator starts from random weights; GH-Feat initialises it from the "
                       "pretrained StyleGAN D (set discriminator_checkpoint)", RuntimeWarning, stacklevel=2)
     G.eval()
+    G.validate_inputs = False
     requires_grad(G, False)
 
     if cfg.encoder == "custom":
@@ -208,7 +210,8 @@ class Trainer:
     Args:
         cfg: the configuration (validated).
         run_dir: run folder (created).
-        resume: False, True (latest checkpoint of ``run_dir`` if any) or a checkpoint path.
+        resume: False (a new run), True (the newest readable checkpoint of ``run_dir``; an error
+            when there is none), "auto" (that checkpoint if any, else a new run) or a checkpoint path.
         max_steps: stop (with a checkpoint) once this absolute step is reached; None = total_steps.
     """
 
@@ -216,6 +219,10 @@ class Trainer:
                  max_steps: int | None = None):
         cfg.validate()
         self.run_dir = Path(run_dir)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ValueError(f"run folder {self.run_dir} exists and is not a folder")
+        if not cfg.data:
+            raise ValueError("no training data: set data=<image folder | mnist:<root> | ...> (see ghfeat.data)")
         self.max_steps = max_steps
         self.dist = gdist.init_distributed(None if cfg.device == "auto" else cfg.device)
         self.device = self.dist.device
@@ -320,23 +327,52 @@ class Trainer:
         torch.manual_seed(seed)
 
     def _load_resume(self, resume) -> dict | None:
-        """The checkpoint to resume from: ``resume`` = True/"latest" (newest readable one of the run
-        folder; None when there is none) or a path."""
+        """The checkpoint to resume from.
+
+        ``resume`` = False (a new run; refused if the run folder already holds checkpoints),
+        True/"latest" (the newest readable checkpoint of the run folder; an error when there is
+        none), "auto" (the newest readable one if any, else a new run) or a checkpoint path.
+        Unreadable checkpoints met on the way are moved aside (``*.corrupt``), never deleted.
+        """
+        found = ck.list_checkpoints(self.run_dir)
         if not resume:
+            if found:
+                raise ValueError(f"run folder {self.run_dir} already holds checkpoints (newest: "
+                                 f"{found[-1][1].name}); pass --resume (resume=True) to continue it, "
+                                 "--resume auto, or use a new run folder")
             return None
-        if resume is True or resume == "latest":
-            for _, path in reversed(ck.list_checkpoints(self.run_dir)):
+        if resume is True or resume in ("latest", "auto"):
+            unreadable = []
+            for _, path in reversed(found):
                 try:
-                    return ck.load_checkpoint(path)
-                except ValueError as exc:      # unreadable (e.g. a disk that lied about fsync)
-                    warnings.warn(f"skipping {path}: {exc}", RuntimeWarning, stacklevel=3)
-            if self.dist.is_main:
-                print(f"[ghfeat] no checkpoint in {self.run_dir}; starting a new run")
-            return None
+                    ckpt = ck.load_checkpoint(path)
+                except (ValueError, FileNotFoundError) as exc:   # e.g. a disk that lied about fsync
+                    unreadable.append((path, exc))
+                    continue
+                self._move_aside(unreadable)
+                return ckpt
+            self._move_aside(unreadable)
+            if resume == "auto":
+                if self.dist.is_main:
+                    print(f"[ghfeat] no readable checkpoint in {self.run_dir}; starting a new run")
+                return None
+            listing = "".join(f"\n  {p.name}: unreadable, moved aside ({type(e).__name__})" for p, e in unreadable)
+            raise FileNotFoundError(
+                f"--resume: no readable checkpoint in {self.run_dir / ck.CHECKPOINT_DIR} "
+                f"(found {len(found)} checkpoint file(s)){listing}\nPass a checkpoint path, "
+                "--resume auto (start a new run when there is nothing to resume), or no --resume")
         path = Path(resume)
         if not path.is_file():
             raise FileNotFoundError(f"resume checkpoint {path} does not exist")
         return ck.load_checkpoint(path)
+
+    def _move_aside(self, unreadable: list) -> None:
+        """Rename unreadable checkpoints to ``*.corrupt`` (rank 0), with a warning for each."""
+        for path, exc in unreadable:
+            if self.dist.is_main and path.is_file():
+                moved = ck.move_aside(path)
+                warnings.warn(f"checkpoint {path} is unreadable ({exc}); moved it aside to {moved.name}",
+                              RuntimeWarning, stacklevel=4)
 
     @staticmethod
     def _check_resume_config(cfg: TrainConfig, ckpt: dict) -> TrainConfig:
@@ -532,6 +568,7 @@ class Trainer:
                 vals = [s[k] for s in sums]
                 if max(vals) - min(vals) > 1e-6 * max(1.0, max(abs(v) for v in vals)):
                     raise RuntimeError(f"replicas of {k} diverged across ranks ({vals}); this is a bug")
+        self._check_finite()
         state = self.state_dict()
         path = None
         if self.is_main:
@@ -539,6 +576,21 @@ class Trainer:
             ck.prune_checkpoints(self.run_dir, self.cfg.keep_checkpoints)
         gdist.barrier()
         return path
+
+    def _check_finite(self, logs: dict | None = None) -> None:
+        """Stop the run (``FloatingPointError``) when a logged loss or a trained parameter is NaN/Inf,
+        before anything is written over the last good checkpoint."""
+        bad = sorted(k for k, v in (logs or {}).items() if isinstance(v, float) and not math.isfinite(v))
+        for name in self.trained + (["G_ema"] if "G_ema" in self.models else []):
+            params = [p.detach() for p in self.models[name].parameters()]
+            if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+                bad.append(f"parameters of {name}")
+        if bad:
+            last = ck.list_checkpoints(self.run_dir)
+            raise FloatingPointError(
+                f"training diverged at step {self.step}: non-finite {', '.join(bad)}. Nothing was saved; the "
+                f"last good checkpoint is {last[-1][1] if last else '(none)'}. Lower lr (now {self.cfg.lr}) "
+                "or check the data, then resume from it")
 
     def export(self) -> dict[str, Path]:
         """Save the trained modules as ``ghfeat.save_model`` folders in the run folder (rank 0)."""
@@ -596,6 +648,7 @@ class Trainer:
             record["gpu_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2 ** 30
         if self.logger is not None:
             self.logger.log(record)
+        self._check_finite({k: record[k] for k in keys} if self.log_sums else None)
         self.log_sums, self.log_key_counts, self.log_count = {}, {}, 0
         self.timer.reset()
         return record
