@@ -4,6 +4,8 @@
     ghfeat list [PATTERN]                   registered models and what they are for
     ghfeat extract IMAGES... --levels 5 9   features of image files -> .npz
     ghfeat convert FILE [--name N]          official TF pickle / genforce .pth -> safetensors
+    ghfeat download NAME                    fetch + verify + convert an official file (pretrained=True's download)
+    ghfeat publish NAME REPO_ID             push a converted model + model card to the Hub
     ghfeat train encoder|generator ...      train (works under torchrun too)
 """
 from __future__ import annotations
@@ -73,6 +75,9 @@ def cmd_list(args) -> int:
 
     rows = ghfeat.list_models(args.pattern, kind=args.kind, pretrained=args.pretrained, with_info=True)
     for kind, name, desc in rows:
+        if args.pretrained:
+            from .pretrained import is_cached
+            desc = ("[cached] " if is_cached(kind, name) else "[downloads on first use] ") + desc
         print(f"{kind:<14} {name:<22} {desc}")
     if not rows:
         print(f"no model matches {args.pattern!r}")
@@ -114,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_extract)
     sub.add_parser("convert", help="convert official weights (see `ghfeat convert -h`)", add_help=False)
     sub.add_parser("train", help="train an encoder or a generator (see `ghfeat train -h`)", add_help=False)
+    sub.add_parser("download", help="fetch + convert an official file (see `ghfeat download -h`)", add_help=False)
+    sub.add_parser("publish", help="push a converted model to the Hub (see `ghfeat publish -h`)", add_help=False)
     return ap
 
 
@@ -125,6 +132,12 @@ def main(argv=None) -> int:
     if argv and argv[0] == "train":
         from .train.cli import train_main
         return train_main(argv[1:]) or 0
+    if argv and argv[0] == "download":
+        from .download import download_main
+        return download_main(argv[1:]) or 0
+    if argv and argv[0] == "publish":
+        from .publish import publish_main
+        return publish_main(argv[1:]) or 0
     args = build_parser().parse_args(argv)
     return args.func(args)
 
