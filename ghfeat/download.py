@@ -12,8 +12,9 @@ pretrained=True)`` calls :func:`fetch_official`, which
 3. checks the sha256 (against ``Origin.sha256`` when the entry pins one) *before* anything is
    parsed, and records it in ``<cache>/downloads/<file>.sha256``;
 4. converts it with the restricted reader (:func:`ghfeat.convert.convert`), which installs every
-   network of the file (an encoder pickle gives the encoder, its generator and discriminator), so
-   the matching generator then loads with no second download;
+   network of the file (an encoder pickle gives the encoder, its generator ``Gs`` and
+   discriminator, and the raw training ``G`` as ``stylegan-TAG-G``), so the matching generator
+   then loads with no second download;
 5. deletes the raw pickle unless asked to keep it (``keep=True`` / ``$GHFEAT_KEEP_DOWNLOADS=1``).
 
 Only the standard library talks to the network (``urllib``). An HTML page where the file should
@@ -25,6 +26,7 @@ Command line: ``ghfeat download NAME [--mirror URL] [--keep] [--force]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import shutil
@@ -37,7 +39,7 @@ from html.parser import HTMLParser
 from http.cookiejar import CookieJar
 from pathlib import Path
 
-from .pretrained import (PretrainedCfg, WeightsCorruptError, WeightsDownloadError, WeightsError,
+from .pretrained import (MANIFEST_NAME, PretrainedCfg, WeightsCorruptError, WeightsDownloadError, WeightsError,
                          WeightsNotFoundError, WeightsOfflineError, _truthy, cache_dir, convert_hint,
                          get_pretrained_cfg, hf_offline, list_pretrained_cfgs, sha256_file)
 
@@ -239,6 +241,24 @@ def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = Non
     return actual
 
 
+@contextlib.contextmanager
+def _lock(folder: Path):
+    """One download at a time per cache, across processes (every torchrun rank may call
+    ``pretrained=True`` at once): ``flock`` on the folder itself, released if the process dies."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:       # Windows: no lock
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)          # closing releases the lock
+
+
 # ---------------------------------------------------------------------------------------------
 # Fetch + convert + install
 # ---------------------------------------------------------------------------------------------
@@ -266,16 +286,24 @@ def fetch_official(kind: str, name: str, *, mirror: str | None = None, keep: boo
         keep: keep the raw pickle in ``<cache>/downloads`` (default ``$GHFEAT_KEEP_DOWNLOADS``).
         force: download again even if the file is there.
     Returns:
-        :func:`ghfeat.convert.convert`'s result (``result["networks"][kind]["path"]``...).
+        :func:`ghfeat.convert.convert`'s result (``result["networks"][kind]["path"]``...), with
+        no networks when another process installed the entry while this one waited.
     """
-    from .convert import UnsafePickleError, convert
-
     cfg = get_pretrained_cfg(kind, name)
     if cfg is None or cfg.origin is None:
         raise WeightsNotFoundError(f"{kind} {name!r} has no official file to download.")
     if offline():
         raise _offline_error(cfg)
     keep = _truthy(os.environ.get("GHFEAT_KEEP_DOWNLOADS")) if keep is None else keep
+    with _lock(downloads_dir()):
+        if not force and (cache_dir() / kind / name / MANIFEST_NAME).is_file():
+            return {"sha256": None, "networks": {}, "models": {}}    # another process did it
+        return _fetch_locked(cfg, mirror, keep, progress, force)
+
+
+def _fetch_locked(cfg: PretrainedCfg, mirror, keep, progress, force) -> dict:
+    from .convert import UnsafePickleError, convert
+
     hint = convert_hint(cfg)
     dest = downloads_dir() / cfg.origin.file
     record = dest.with_name(dest.name + ".sha256")
@@ -289,7 +317,7 @@ def fetch_official(kind: str, name: str, *, mirror: str | None = None, keep: boo
             raise WeightsCorruptError(f"{dest} does not match its pinned sha256 and was deleted; "
                                       f"run again to download it anew. {hint}")
     try:
-        result = convert(dest, name=cfg.name)
+        result = convert(dest, name=cfg.name, raw_generator=True)
     except (ValueError, UnsafePickleError) as exc:
         dest.unlink(missing_ok=True)
         raise WeightsCorruptError(
@@ -332,6 +360,9 @@ def download_main(argv=None) -> int:
     except WeightsError as exc:
         print(f"ghfeat download: error: {exc}", file=sys.stderr)
         return 2
+    if not result["networks"]:
+        print(f"{cfg.kind} {cfg.name} was installed by another process meanwhile")
+        return 0
     print(f"converted {cfg.origin.file} (sha256 {result['sha256']})")
     for kind, net in result["networks"].items():
         print(f"  {kind:<13} {net['name']:<22} installed {net['path']}")

@@ -193,8 +193,23 @@ def test_first_call_downloads_converts_caches_every_network_and_loads(env, offic
     for kind, name in (("encoder", "dltest256"), ("generator", "stylegan-dltest256")):
         manifest = json.loads((env.cache / kind / name / "manifest.json").read_text())
         assert manifest["source"]["sha256"] == sha and manifest["source"]["file"] == ENC_FILE
+    # and the raw training G of the pickle, loadable from its folder
+    raw = ghfeat.load_model(env.cache / "generator" / "stylegan-dltest256-G")
+    assert type(raw) is type(gen) and not torch.equal(raw.w_avg, gen.w_avg)
     assert ghfeat.list_models("*dltest256", pretrained=True, cached=True) == ["stylegan-dltest256", "dltest256"]
     assert ghfeat.list_models("*dl32", pretrained=True, cached=False) == ["stylegan-dl32"]
+
+
+def test_concurrent_calls_download_once(env):
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        download.fetch_official("generator", "stylegan-dl32", progress=False))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2 and len(env.srv.gets(GAN_FILE)) == 1
+    assert sorted(len(r["networks"]) for r in results) == [0, 3]      # G, D and the raw G
 
 
 def test_pinned_source_sha256_and_keep(env, official, monkeypatch):

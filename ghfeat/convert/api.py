@@ -79,7 +79,7 @@ def _check_registry(kind: str, name: str, model: nn.Module) -> None:
                          "write a standalone folder")
 
 
-def _convert_tf(path: Path, which: str) -> tuple[str, dict[str, Converted | tuple]]:
+def _convert_tf(path: Path, which: str, raw_generator: bool = False) -> tuple[str, dict[str, Converted | tuple]]:
     from .tfpickle import read_tf_pickle
 
     nets = read_tf_pickle(path)
@@ -93,6 +93,8 @@ def _convert_tf(path: Path, which: str) -> tuple[str, dict[str, Converted | tupl
                          "(E, G, D, Gs) (ghfeat-encoder-*.pkl)")
     out: dict = {"generator": convert_tf_generator(Gs if which == "Gs" else G, which),
                  "discriminator": convert_tf_discriminator(D, "D")}
+    if raw_generator and which == "Gs":
+        out["generator-G"] = convert_tf_generator(G, "G")
     if E is not None:
         out["encoder"] = E
     return fmt, out
@@ -132,7 +134,7 @@ def _build_encoder(E: dict, generator: nn.Module, names: dict, tag: str | None):
 
 
 def convert(path: str | os.PathLike, name: str | None = None, out: str | os.PathLike | None = None,
-            which: str = "Gs", install: bool | None = None) -> dict:
+            which: str = "Gs", install: bool | None = None, raw_generator: bool = False) -> dict:
     """Convert an official weight file and install or write the result.
 
     Args:
@@ -146,6 +148,8 @@ def convert(path: str | os.PathLike, name: str | None = None, out: str | os.Path
         which: ``"Gs"`` (default: the smoothed generator, what the official code samples and
             GH-Feat decodes with) or ``"G"`` (the raw training generator).
         install: install into the cache (default: when ``out`` is None).
+        raw_generator: with ``which="Gs"``, also convert a TF pickle's raw training ``G``, as the
+            generator ``stylegan-TAG-G`` (key ``"generator-G"``; load it from its folder).
     Returns:
         ``{"format", "source", "sha256", "which", "networks": {kind: {"name", "class", "config",
         "num_params", "source", "ignored", "path"}}, "models": {kind: nn.Module}}``.
@@ -155,7 +159,7 @@ def convert(path: str | os.PathLike, name: str | None = None, out: str | os.Path
     path = Path(path)
     fmt = detect_format(path)
     if fmt == "tf-pickle":
-        fmt, converted = _convert_tf(path, which)
+        fmt, converted = _convert_tf(path, which, raw_generator)
     else:
         converted = _convert_genforce(path, which)
     tag = name or default_tag(path)
@@ -164,9 +168,10 @@ def convert(path: str | os.PathLike, name: str | None = None, out: str | os.Path
         raise ValueError(f"cannot tell which model {path.name} holds from its name; pass name=... "
                          "(CLI: --name), e.g. 'ffhq256', or out=DIR to write standalone folders")
     names = registry_names(tag) if tag else {k: f"converted-{path.stem}" for k in ("encoder", "generator", "discriminator")}
+    names["generator-G"] = names["generator"] + "-G"
 
     models, info = {}, {}
-    for kind in ("generator", "discriminator"):
+    for kind in ("generator", "discriminator", "generator-G"):
         if kind in converted:
             c = converted[kind]
             models[kind] = c.build()
@@ -182,12 +187,12 @@ def convert(path: str | os.PathLike, name: str | None = None, out: str | os.Path
     result = {"format": fmt, "source": str(path), "sha256": sha, "which": which, "networks": {}, "models": models}
     if install:   # every check before the first write: a refused conversion installs nothing
         for kind, model in models.items():
-            _check_registry(kind, names[kind], model)
+            _check_registry(kind.split("-")[0], names[kind], model)
     for kind, model in models.items():
         entry = dict(info[kind], name=names[kind], num_params=_num_params(model), **{"class": type(model).__name__})
         if install:
             from ..pretrained import install_converted
-            entry["path"] = str(install_converted(kind, names[kind], model, path, sha))
+            entry["path"] = str(install_converted(kind.split("-")[0], names[kind], model, path, sha))
         if out is not None:
             from ..hub import write_hub_folder
             from ..pretrained import get_pretrained_cfg
