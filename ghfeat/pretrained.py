@@ -10,7 +10,9 @@ builds the model, then :func:`load_pretrained` looks for the weights in this ord
    files (``$GHFEAT_CACHE`` or ``~/.cache/ghfeat``, ``<kind>/<name>/model.safetensors`` plus a
    ``manifest.json`` recording its sha256 and source);
 4. the Hugging Face cache / Hub (``hf_hub_download``), only for entries whose sha256 is published
-   (pinned) in this file.
+   (pinned) in this file;
+5. the official file (entries with an ``origin``): :func:`ghfeat.download.fetch_official`
+   downloads, checks and converts it, installing every network it holds into step 3's cache.
 
 Every file is checked before anything is loaded: the sha256 (the entry's, or the manifest's for a
 local conversion), then the safetensors header, then keys and shapes (strict). The model is only
@@ -18,8 +20,8 @@ touched once the whole state dict has been read and checked, so a failure never 
 half-loaded. Each failure raises one :class:`WeightsError` subclass whose message says what to do.
 
 Policy for entries without a published sha256 (all official entries until the ghfeat Hub repos
-are published): ghfeat does not download them. They load from ``checkpoint_path`` or from a local
-conversion (``ghfeat convert``); the error message explains both. Set ``GHFEAT_ALLOW_UNPINNED=1``
+are published): ghfeat does not download them from the Hub. They load from ``checkpoint_path`` or
+from a local conversion (``ghfeat convert``, or step 5 done automatically). Set ``GHFEAT_ALLOW_UNPINNED=1``
 (or ``ghfeat.pretrained.ALLOW_UNPINNED = True``) to download an unpinned Hub file anyway; it is
 then only checked for a valid safetensors header and strict keys/shapes.
 
