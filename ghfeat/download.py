@@ -170,7 +170,8 @@ def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = Non
         try:
             with opener.open(urllib.request.Request(url, headers=headers), timeout=TIMEOUT) as resp:
                 status = resp.status or 200
-                if have and status != 206:          # the server ignored Range: start again
+                start = resp.headers.get("Content-Range", "bytes 0-").split()[-1].split("-")[0]
+                if have and (status != 206 or start != str(have)):   # Range ignored: start again
                     have = 0
                 length = resp.headers.get("Content-Length")
                 total = have + int(length) if length is not None else None
@@ -211,6 +212,12 @@ def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = Non
             continue
         except (OSError, http.client.HTTPException) as exc:   # URLError, timeouts, IncompleteRead
             failures += 1
+            if failures > retries and not part.is_file():
+                raise WeightsDownloadError(
+                    f"could not download {dest.name} from {url} ({type(exc).__name__}: {exc}). No "
+                    f"network here? Set {MIRROR_ENV} to a server that has the file, or fetch it where "
+                    f"there is network (`ghfeat download`, same GHFEAT_CACHE) and set "
+                    f"GHFEAT_OFFLINE=1 here.{tail}") from exc
             if failures > retries:
                 raise WeightsDownloadError(
                     f"downloading {dest.name} from {url} was interrupted ({type(exc).__name__}: {exc}) "

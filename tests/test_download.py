@@ -268,6 +268,17 @@ def test_dead_link_or_html_page_gives_the_manual_steps(env, mode):
     assert leftovers(env.cache) == []
 
 
+def test_unreachable_server_says_what_to_do(env):
+    import socket
+    with socket.socket() as sock:                      # a port on 127.0.0.1 that nobody serves
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env.register(GAN_FILE, url=f"http://127.0.0.1:{port}/{GAN_FILE}")
+    with pytest.raises(WeightsDownloadError, match="No network here.*GHFEAT_OFFICIAL_MIRROR") as err:
+        ghfeat.create_generator("stylegan-dl32", pretrained=True)
+    assert "ghfeat convert stylegan-dl-32.pkl" in str(err.value) and leftovers(env.cache) == []
+
+
 def test_google_drive_confirm_page_is_followed(env, official):
     env.srv.modes["/files/" + GAN_FILE] = "gdrive"
     dest = env.dl / GAN_FILE
