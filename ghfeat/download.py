@@ -280,7 +280,7 @@ def _offline_error(cfg: PretrainedCfg) -> WeightsOfflineError:
         f"(GHFEAT_OFFLINE / HF_HUB_OFFLINE), so {cfg.origin.file} was not downloaded. On a machine "
         f"with network access (a login node) run `ghfeat download {cfg.name}` with the same "
         f"GHFEAT_CACHE, or copy the file here by hand: {convert_hint(cfg)} Or pass "
-        f"checkpoint_path=... (To download the unverified Hub file instead, set GHFEAT_ALLOW_UNPINNED=1.)")
+        f"checkpoint_path=...")
 
 
 def fetch_official(kind: str, name: str, *, mirror: str | None = None, keep: bool | None = None,

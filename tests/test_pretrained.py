@@ -173,7 +173,7 @@ def test_unpinned_official_entry_is_never_downloaded_from_the_hub(env, monkeypat
     msg = str(err.value)
     assert "ghfeat convert stylegan-ffhq-256.pkl --name stylegan-ffhq256" in msg
     assert "github.com/genforce/ghfeat" in msg and "checkpoint_path" in msg
-    assert "GHFEAT_ALLOW_UNPINNED" in msg
+    assert "ghfeat download stylegan-ffhq256" in msg
     assert env.hub.count(contains="/resolve/") == 0
 
 
