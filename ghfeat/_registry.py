@@ -78,7 +78,7 @@ def get_entry(kind: str, name: str) -> ModelEntry:
 
 
 def list_models(pattern: str = "*", kind: str | None = None, pretrained: bool = False,
-                with_info: bool = False):
+                with_info: bool = False, cached: bool | None = None):
     """Registered model names matching a glob ``pattern``.
 
     Args:
@@ -86,6 +86,8 @@ def list_models(pattern: str = "*", kind: str | None = None, pretrained: bool = 
         kind: restrict to "generator", "discriminator" or "encoder".
         pretrained: only entries that have pretrained weights.
         with_info: return ``(kind, name, description)`` tuples instead of names.
+        cached: True = only entries whose weights are already here (no download on first use),
+            False = only those not yet here (``ghfeat.pretrained.is_cached``).
     """
     _ensure_loaded()
     kinds = KINDS if kind is None else (kind,)
@@ -93,8 +95,15 @@ def list_models(pattern: str = "*", kind: str | None = None, pretrained: bool = 
     for k in kinds:
         for name, entry in sorted(_REGISTRY[k].items()):
             if fnmatch.fnmatch(name, pattern) and (entry.has_pretrained or not pretrained):
+                if cached is not None and _is_cached(k, name) != cached:
+                    continue
                 out.append((k, name, entry.description) if with_info else name)
     return out if with_info else sorted(set(out), key=out.index)
+
+
+def _is_cached(kind: str, name: str) -> bool:
+    from .pretrained import is_cached
+    return is_cached(kind, name)
 
 
 def _create(kind: str, name: str, pretrained: bool, checkpoint_path, overrides):

@@ -4,6 +4,8 @@
     ghfeat list [PATTERN]                   registered models and what they are for
     ghfeat extract IMAGES... --levels 5 9   features of image files -> .npz
     ghfeat convert FILE [--name N]          official TF pickle / genforce .pth -> safetensors
+    ghfeat download NAME                    fetch + verify + convert an official file (pretrained=True's download)
+    ghfeat publish NAME REPO_ID             push a converted model + model card to the Hub
     ghfeat train encoder|generator ...      train (works under torchrun too)
     ghfeat eval generator G --data mnist:R  sample quality (classifier FD, class entropy, confidence)
     ghfeat --version
@@ -81,6 +83,9 @@ def cmd_list(args) -> int:
     if args.pretrained:
         from .pretrained import get_pretrained_cfg, weights_availability
     for kind, name, desc in rows:
+        if args.pretrained:
+            from .pretrained import is_cached
+            desc = ("[cached] " if is_cached(kind, name) else "[downloads on first use] ") + desc
         print(f"{kind:<14} {name:<22} {desc}")
         if args.pretrained:
             print(f"{'':<14} {'':<22} weights: {weights_availability(get_pretrained_cfg(kind, name))}")
@@ -155,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("convert", help="convert official weights (see `ghfeat convert -h`)", add_help=False)
     sub.add_parser("train", help="train an encoder or a generator (see `ghfeat train -h`)", add_help=False)
     sub.add_parser("eval", help="sample quality of an MNIST generator (see `ghfeat eval -h`)", add_help=False)
+    sub.add_parser("download", help="fetch + convert an official file (see `ghfeat download -h`)", add_help=False)
+    sub.add_parser("publish", help="push a converted model to the Hub (see `ghfeat publish -h`)", add_help=False)
     return ap
 
 
@@ -177,6 +184,12 @@ def main(argv=None) -> int:
         if command == "eval":
             from .metrics import eval_main
             return eval_main(argv[1:]) or 0
+        if command == "download":
+            from .download import download_main
+            return download_main(argv[1:]) or 0
+        if command == "publish":
+            from .publish import publish_main
+            return publish_main(argv[1:]) or 0
         args = build_parser().parse_args(argv)
         return args.func(args)
     except KeyboardInterrupt:

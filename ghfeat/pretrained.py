@@ -10,7 +10,9 @@ builds the model, then :func:`load_pretrained` looks for the weights in this ord
    files (``$GHFEAT_CACHE`` or ``~/.cache/ghfeat``, ``<kind>/<name>/model.safetensors`` plus a
    ``manifest.json`` recording its sha256 and source);
 4. the Hugging Face cache / Hub (``hf_hub_download``), only for entries whose sha256 is published
-   (pinned) in this file.
+   (pinned) in this file;
+5. the official file (entries with an ``origin``): :func:`ghfeat.download.fetch_official`
+   downloads, checks and converts it, installing every network it holds into step 3's cache.
 
 Every file is checked before anything is loaded: the sha256 (the entry's, or the manifest's for a
 local conversion), then the safetensors header, then keys and shapes (strict). The model is only
@@ -18,8 +20,8 @@ touched once the whole state dict has been read and checked, so a failure never 
 half-loaded. Each failure raises one :class:`WeightsError` subclass whose message says what to do.
 
 Policy for entries without a published sha256 (all official entries until the ghfeat Hub repos
-are published): ghfeat does not download them. They load from ``checkpoint_path`` or from a local
-conversion (``ghfeat convert``); the error message explains both. Set ``GHFEAT_ALLOW_UNPINNED=1``
+are published): ghfeat does not download them from the Hub. They load from ``checkpoint_path`` or
+from a local conversion (``ghfeat convert``, or step 5 done automatically). Set ``GHFEAT_ALLOW_UNPINNED=1``
 (or ``ghfeat.pretrained.ALLOW_UNPINNED = True``) to download an unpinned Hub file anyway; it is
 then only checked for a valid safetensors header and strict keys/shapes.
 
@@ -92,6 +94,7 @@ class Origin:
     page: str                    # public page listing the download link (authoritative)
     url: str | None = None       # direct link as listed on that page (may break; page wins)
     format: str = "tf-pickle"    # "tf-pickle" (official TF (E, G, D, Gs) pickles), "genforce-pth"
+    sha256: str | None = None    # of the official file, when known: checked before it is parsed
 
 
 @dataclass(frozen=True)
@@ -150,14 +153,15 @@ _LSUN_ALIGN = "LSUN: resize the short side to 256, then center-crop 256x256"
 _ALIGN = {"ffhq": _FFHQ_ALIGN, "tower": _LSUN_ALIGN, "bedroom": _LSUN_ALIGN}
 _DATA = {"ffhq": "FFHQ faces", "tower": "LSUN Tower", "bedroom": "LSUN Bedroom"}
 # Direct links as listed in the genforce/ghfeat README (the README's face/tower *encoder* links
-# carry swapped labels; the file names below are the ones the links actually serve).
+# carry swapped labels; the file names below are the ones the links actually serve). The README
+# lists them with ?dl=0 (a Dropbox preview page); ?dl=1 is the direct-download form used here.
 _DROPBOX = {
-    "ghfeat-encoder-ffhq-256.pkl": "https://www.dropbox.com/s/9lrof8l54t2s9lx/ghfeat-encoder-ffhq-256.pkl?dl=0",
-    "ghfeat-encoder-tower-256.pkl": "https://www.dropbox.com/s/844koj8shv9y4gh/ghfeat-encoder-tower-256.pkl?dl=0",
-    "ghfeat-encoder-bedroom-256.pkl": "https://www.dropbox.com/s/rxjzd4hsvlvbydi/ghfeat-encoder-bedroom-256.pkl?dl=0",
-    "stylegan-ffhq-256.pkl": "https://www.dropbox.com/s/r068a4q2wcrs5kv/stylegan-ffhq-256.pkl?dl=0",
-    "stylegan-tower-256.pkl": "https://www.dropbox.com/s/nme0ka0zjx81r0q/stylegan-tower-256.pkl?dl=0",
-    "stylegan-bedrooms-256.pkl": "https://www.dropbox.com/s/1c8p1m0c6pv2cqr/stylegan-bedrooms-256.pkl?dl=0",
+    "ghfeat-encoder-ffhq-256.pkl": "https://www.dropbox.com/s/9lrof8l54t2s9lx/ghfeat-encoder-ffhq-256.pkl?dl=1",
+    "ghfeat-encoder-tower-256.pkl": "https://www.dropbox.com/s/844koj8shv9y4gh/ghfeat-encoder-tower-256.pkl?dl=1",
+    "ghfeat-encoder-bedroom-256.pkl": "https://www.dropbox.com/s/rxjzd4hsvlvbydi/ghfeat-encoder-bedroom-256.pkl?dl=1",
+    "stylegan-ffhq-256.pkl": "https://www.dropbox.com/s/r068a4q2wcrs5kv/stylegan-ffhq-256.pkl?dl=1",
+    "stylegan-tower-256.pkl": "https://www.dropbox.com/s/nme0ka0zjx81r0q/stylegan-tower-256.pkl?dl=1",
+    "stylegan-bedrooms-256.pkl": "https://www.dropbox.com/s/1c8p1m0c6pv2cqr/stylegan-bedrooms-256.pkl?dl=1",
 }
 _PAPER_METRICS = {
     "ffhq": ({"mse": 0.0464, "ssim": 0.558, "fid": 18.48},
@@ -311,6 +315,24 @@ def install_converted(kind: str, name: str, state_dict_or_model: nn.Module | Map
     }
     atomic_write_bytes(target / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
     return target / WEIGHTS_NAME
+
+
+def is_cached(kind: str, name: str) -> bool:
+    """True when ``pretrained=True`` finds ``(kind, name)``'s weights without downloading: a
+    converted copy in the ghfeat cache, a packaged file, or the pinned Hub file in the HF cache."""
+    if (cache_dir() / kind / name / MANIFEST_NAME).is_file():
+        return True
+    cfg = get_pretrained_cfg(kind, name)
+    if cfg is None:
+        return False
+    if cfg.embedded_path and (Path(__file__).resolve().parent / cfg.embedded_path).is_file():
+        return True
+    if cfg.pinned and cfg.hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+        found = try_to_load_from_cache(cfg.hf_hub_id, cfg.filename, cache_dir=_hf_cache_dir(),
+                                       revision=cfg.revision)
+        return isinstance(found, str)
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -564,6 +586,11 @@ def resolve_weights(kind: str, name: str, cfg: PretrainedCfg | None = None,
             "build it with pretrained=False or pass checkpoint_path=...")
     if cfg.hf_hub_id is None:
         raise WeightsNotFoundError(f"no copy of the {kind} {name!r} weights was found. {hint}".rstrip())
+    if not cfg.pinned and not _allow_unpinned() and cfg.origin is not None:
+        from .download import fetch_official   # official file -> convert -> install (all networks)
+        fetch_official(kind, name)
+        if (local / MANIFEST_NAME).is_file():
+            return resolve_weights(kind, name, cfg)
     if not cfg.pinned and not _allow_unpinned():
         raise WeightsNotFoundError(
             f"no verified copy of the {kind} {name!r} weights was found here (checked "

@@ -164,13 +164,16 @@ def test_entries_match_the_registry(cfg):
     assert _registry.get_entry(cfg.kind, cfg.name).pretrained_cfg is cfg
 
 
-def test_unpinned_official_entry_is_never_downloaded(env):
-    with pytest.raises(WeightsNotFoundError) as err:
+def test_unpinned_official_entry_is_never_downloaded_from_the_hub(env, monkeypatch):
+    # with no converted copy, pretrained=True would fetch the official pickle (tests/test_download.py);
+    # offline, it stops at once with the manual steps and touches no server
+    monkeypatch.setenv("GHFEAT_OFFLINE", "1")
+    with pytest.raises(WeightsOfflineError) as err:
         ghfeat.create_generator("stylegan-ffhq256", pretrained=True)
     msg = str(err.value)
     assert "ghfeat convert stylegan-ffhq-256.pkl --name stylegan-ffhq256" in msg
     assert "github.com/genforce/ghfeat" in msg and "checkpoint_path" in msg
-    assert "GHFEAT_ALLOW_UNPINNED" in msg
+    assert "ghfeat download stylegan-ffhq256" in msg
     assert env.hub.count(contains="/resolve/") == 0
 
 

@@ -80,7 +80,7 @@ def _check_registry(kind: str, name: str, model: nn.Module) -> None:
                          "write a standalone folder")
 
 
-def _convert_tf(path: Path, which: str) -> tuple[str, dict[str, Converted | tuple]]:
+def _convert_tf(path: Path, which: str, raw_generator: bool = False) -> tuple[str, dict[str, Converted | tuple]]:
     from .tfpickle import read_tf_pickle
 
     nets = read_tf_pickle(path)
@@ -97,6 +97,9 @@ def _convert_tf(path: Path, which: str) -> tuple[str, dict[str, Converted | tupl
     other = "G" if which == "Gs" else "Gs"
     contents = {which: "converted as the generator", "D": "converted as the discriminator",
                 other: f"skipped: which={which!r} converts {which} (which={other!r} converts this one)"}
+    if raw_generator and which == "Gs":
+        out["generator-G"] = convert_tf_generator(G, "G")
+        contents["G"] = "converted as the raw training generator (generator-G)"
     if E is not None:
         out["encoder"] = E
         contents = {"E": "converted as the encoder", **contents}
@@ -154,7 +157,8 @@ def _build_encoder(E: dict, generator: nn.Module, names: dict, tag: str | None):
 
 
 def convert(path: str | os.PathLike, name: str | None = None, out: str | os.PathLike | None = None,
-            which: str = "Gs", install: bool | None = None, genforce_kwargs: dict | None = None) -> dict:
+            which: str = "Gs", install: bool | None = None, genforce_kwargs: dict | None = None,
+            raw_generator: bool = False) -> dict:
     """Convert an official weight file and install or write the result.
 
     Args:
@@ -173,6 +177,8 @@ def convert(path: str | os.PathLike, name: str | None = None, out: str | os.Path
             ``truncation_psi``, ``truncation_layers``, ``minibatch_std_group_size``; see
             :data:`ghfeat.convert.genforce.GENFORCE_SETTINGS`). Those not given are assumed to be
             genforce's defaults and listed under ``"assumed"`` in the result.
+        raw_generator: with ``which="Gs"``, also convert a TF pickle's raw training ``G``, as the
+            generator ``stylegan-TAG-G`` (key ``"generator-G"``; load it from its folder).
     Returns:
         ``{"format", "source", "sha256", "which", "contents": {entry in the file: what was done
         with it}, "networks": {kind: {"name", "class", "config", "num_params", "source", "ignored",
@@ -199,13 +205,14 @@ def convert(path: str | os.PathLike, name: str | None = None, out: str | os.Path
         if genforce_kwargs:
             raise ValueError("genforce_kwargs apply to genforce .pth files only; a TF pickle stores its own "
                              "settings (static_kwargs)")
-        fmt, converted, contents = _convert_tf(path, which)
+        fmt, converted, contents = _convert_tf(path, which, raw_generator)
     else:
         converted, contents, assumed = _convert_genforce(path, which, genforce_kwargs)
     names = registry_names(tag) if tag else {k: f"converted-{path.stem}" for k in ("encoder", "generator", "discriminator")}
+    names["generator-G"] = names["generator"] + "-G"
 
     models, info = {}, {}
-    for kind in ("generator", "discriminator"):
+    for kind in ("generator", "discriminator", "generator-G"):
         if kind in converted:
             c = converted[kind]
             models[kind] = c.build()
@@ -223,12 +230,12 @@ def convert(path: str | os.PathLike, name: str | None = None, out: str | os.Path
               "networks": {}, "models": models}
     if install:   # every check before the first write: a refused conversion installs nothing
         for kind, model in models.items():
-            _check_registry(kind, names[kind], model)
+            _check_registry(kind.split("-")[0], names[kind], model)
     for kind, model in models.items():
         entry = dict(info[kind], name=names[kind], num_params=_num_params(model), **{"class": type(model).__name__})
         if install:
             from ..pretrained import install_converted
-            entry["path"] = str(install_converted(kind, names[kind], model, path, sha))
+            entry["path"] = str(install_converted(kind.split("-")[0], names[kind], model, path, sha))
         if out is not None:
             from ..hub import write_hub_folder
             from ..pretrained import get_pretrained_cfg
