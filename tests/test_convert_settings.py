@@ -43,8 +43,17 @@ def test_genforce_settings_reach_convert_and_are_reported(files):
     assert "fused_scale" not in res["networks"]["generator"]["assumed"]
 
 
+def test_genforce_final_tanh_converts_to_a_tanh_generator(files):
+    _, pth, _ = files
+    plain = convert_api.convert(pth, install=False)["models"]["generator"].eval()
+    tanh = convert_api.convert(pth, install=False, genforce_kwargs={"final_tanh": True})["models"]["generator"].eval()
+    assert tanh.config["final_tanh"] is True and not plain.config.get("final_tanh", False)
+    z = torch.randn(3, plain.z_dim, generator=torch.Generator().manual_seed(0))
+    # genforce's final_tanh is tanh of the same network's output (independent reference: torch.tanh)
+    torch.testing.assert_close(tanh(z, randomize_noise=False), torch.tanh(plain(z, randomize_noise=False)))
+
+
 @pytest.mark.parametrize("kwargs, msg", [
-    ({"final_tanh": True}, "no output tanh"),
     ({"use_wscale": False}, "use_wscale=False"),
     ({"fused_sclae": True}, "unknown genforce setting"),
     ({"label_size": 10}, "not implemented"),
@@ -77,7 +86,7 @@ def test_cli_genforce_kwargs_and_report(files, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "'encoder': skipped" in out and "assumed" in out and "mapping_lr_mul=0.01" in out
     assert "fused_scale='auto'" not in out
-    for bad, msg in (("{x", "not valid JSON"), ("[1]", "JSON object"), ('{"final_tanh": true}', "tanh")):
+    for bad, msg in (("{x", "not valid JSON"), ("[1]", "JSON object"), ('{"use_wscale": false}', "use_wscale")):
         assert convert_main([str(extra), "--out", str(tmp_path / "o"), "--genforce-kwargs", bad]) == 2
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

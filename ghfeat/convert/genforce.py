@@ -58,7 +58,7 @@ GENFORCE_SETTINGS = {
     "fused_scale": ("auto", "G, D", "fused_scale"),            # fused up/down conv: True, False, 'auto' (>= 128 px)
     "mapping_lr_mul": (0.01, "G", "mapping_lrmul"),            # learning-rate multiplier of the mapping network
     "use_wscale": (True, "G, D", "use_wscale"),                # equalized learning rate (ghfeat: True only)
-    "final_tanh": (False, "G", None),                          # tanh on the output (ghfeat: False only)
+    "final_tanh": (False, "G", "final_tanh"),                  # tanh on the output
     "truncation_psi": (0.7, "G", "truncation_psi"),            # sampling truncation (not used by GH-Feat decoding)
     "truncation_layers": (8, "G", "truncation_cutoff"),
     "minibatch_std_group_size": (4, "D", "mbstd_group_size"),
@@ -76,9 +76,6 @@ def genforce_static_kwargs(genforce_kwargs: dict | None, net: str) -> tuple[dict
     if unknown:
         raise ValueError(f"unknown genforce setting(s) {unknown}; settings a .pth cannot tell: "
                          f"{sorted(GENFORCE_SETTINGS)} (the others are read from the tensor shapes)")
-    if given.get("final_tanh", False) is not False:
-        raise ValueError("final_tanh=True: ghfeat's StyleGAN v1 has no output tanh (the official one has "
-                         "none either); this generator cannot be converted exactly")
     if given.get("repeat_w", True) is not True or given.get("label_size", 0):
         raise ValueError("repeat_w=False and label_size > 0 (conditional) are not implemented by ghfeat's "
                          "StyleGAN v1 port")

@@ -246,6 +246,7 @@ _G_SUPPORTED = {
     "use_pixel_norm": lambda v: not v,
     "use_instance_norm": lambda v: v is True,
     "normalize_latents": lambda v: v is True,
+    "final_tanh": lambda v: isinstance(v, bool),     # genforce's option (passed via genforce_kwargs)
 }
 
 
@@ -324,6 +325,8 @@ def convert_tf_generator(net: dict, source: str = "Gs") -> Converted:
                   w_avg_beta=1.0 if beta is None else float(beta),
                   style_mixing_prob=0.0 if mix is None else float(mix),
                   fused_scale=_fused_flag(kw, what), blur=_blur_flag(kw, what))
+    if kw.get("final_tanh"):
+        config["final_tanh"] = True
     _check_filled("generator", config, state, sources)
     return Converted("generator", config, state, ignored, source)
 

@@ -129,16 +129,18 @@ class SynthesisLayer(nn.Module):
 
 class SynthesisNetwork(nn.Module):
     """Styles -> image. Input: ``w_plus [N, L, w_dim]`` or style codes ``y`` (packed
-    ``[N, L, 2*C_max]`` or a list of ``[N, 2C_i]``). Output ``[N, 3, R, R]``, about [-1, 1].
+    ``[N, L, 2*C_max]`` or a list of ``[N, 2C_i]``). Output ``[N, C, R, R]``, about [-1, 1]
+    (strictly inside it with ``final_tanh``).
     ``validate_inputs = False`` skips the NaN/Inf check of the codes (a GPU sync per call)."""
 
     validate_inputs = True
 
     def __init__(self, resolution: int, w_dim: int = 512, num_channels: int = 3, fmap_base: int = 8192,
                  fmap_max: int = 512, fmap_decay: float = 1.0, fused_scale: bool | str = "auto",
-                 blur: bool = True):
+                 blur: bool = True, final_tanh: bool = False):
         super().__init__()
         log2 = check_resolution(resolution)
+        self.final_tanh = bool(final_tanh)
         nf = lambda stage: num_features(stage, fmap_base, fmap_max, fmap_decay)  # noqa: E731
         self.resolution, self.w_dim = resolution, w_dim
         self.const = nn.Parameter(torch.ones(1, nf(1), 4, 4))
@@ -196,7 +198,8 @@ class SynthesisNetwork(nn.Module):
         x = self.const.to(ys[0].dtype).expand(ys[0].shape[0], -1, -1, -1)
         for layer, y in zip(self.layers, ys):
             x = layer(x, y, randomize_noise)
-        return self.to_rgb(x)
+        x = self.to_rgb(x)
+        return torch.tanh(x) if self.final_tanh else x
 
 
 @register_module_class
@@ -216,7 +219,9 @@ class StyleGANGenerator(HubMixin, nn.Module):
         style_mixing_prob: probability of mixing two latents per batch in training mode.
         fused_scale: "auto" (fused up-conv at >= 128 px, official), True or False.
         blur: [1, 2, 1] blur after every upsampling conv.
-    Output: images ``[N, num_channels, resolution, resolution]``, about [-1, 1] (no tanh).
+        final_tanh: ``tanh`` on the output (genforce's option; the official TF model has none).
+    Output: images ``[N, num_channels, resolution, resolution]``, about [-1, 1] (no tanh unless
+    ``final_tanh``).
 
     The codes a user passes (z, w, w+, styles) are checked for NaN/Inf at this edge only (not again
     inside); ``G.validate_inputs = False`` skips that check, which syncs the GPU on every call.
@@ -227,11 +232,11 @@ class StyleGANGenerator(HubMixin, nn.Module):
                  mapping_lr_mul: float = 0.01, fmap_base: int = 8192, fmap_max: int = 512,
                  fmap_decay: float = 1.0, num_channels: int = 3, truncation_psi: float = 0.7,
                  truncation_cutoff: int = 8, w_avg_beta: float = 0.995, style_mixing_prob: float = 0.9,
-                 fused_scale: bool | str = "auto", blur: bool = True):
+                 fused_scale: bool | str = "auto", blur: bool = True, final_tanh: bool = False):
         super().__init__()
         self.mapping = MappingNetwork(z_dim, w_dim, mapping_layers, lr_mul=mapping_lr_mul)
         self.synthesis = SynthesisNetwork(resolution, w_dim, num_channels, fmap_base, fmap_max, fmap_decay,
-                                          fused_scale, blur)
+                                          fused_scale, blur, final_tanh)
         self.register_buffer("w_avg", torch.zeros(w_dim))
         self.resolution, self.z_dim, self.w_dim, self.num_channels = resolution, z_dim, w_dim, num_channels
         self.truncation_psi, self.truncation_cutoff = truncation_psi, truncation_cutoff
