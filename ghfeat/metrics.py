@@ -161,8 +161,9 @@ def reference_stats(data: str, split: str = "test", clf: MNISTClassifier | None 
 
 @torch.no_grad()
 def generate(G, n: int, seed: int = 0, batch_size: int = 250, truncation_psi: float | None = None,
-             progress: bool = False) -> torch.Tensor:
-    """``n`` samples ``[n, C, R, R]`` of a generator (eval mode, fresh noise, no truncation by default)."""
+             progress: bool = False, randomize_noise: bool = False) -> torch.Tensor:
+    """``n`` samples ``[n, C, R, R]`` of a generator (eval mode, its stored noise and no truncation
+    by default: the setting GH-Feat decodes with)."""
     was = G.training
     G.eval()
     g = torch.Generator().manual_seed(seed)
@@ -174,7 +175,7 @@ def generate(G, n: int, seed: int = 0, batch_size: int = 250, truncation_psi: fl
     dev = next(G.parameters()).device
     for i in it:
         z = torch.randn(min(batch_size, n - i), G.z_dim, generator=g).to(dev)
-        out.append(G(z, truncation_psi=truncation_psi, randomize_noise=True).float().cpu())
+        out.append(G(z, truncation_psi=truncation_psi, randomize_noise=randomize_noise).float().cpu())
     G.train(was)
     return torch.cat(out)
 
@@ -191,6 +192,38 @@ def real_floor(data: str, n: int = 10_000, clf: MNISTClassifier | None = None) -
     """The same figures for ``n`` real training images against the test set: the floor."""
     clf = clf or load_classifier()
     return quality(_dataset_images(data, "train", n), reference_stats(data, "test", clf), clf)
+
+
+@torch.no_grad()
+def mean_image_gap(images: torch.Tensor, data: str) -> dict:
+    """Where samples differ from the data on average: ``|mean(samples) - mean(test images)|`` per
+    pixel (the place of a systematic artefact such as a blotch in a corner). Returns the largest gap,
+    its ``(row, col)``, and the mean gap, all in [-1, 1] pixel units."""
+    real = _dataset_images(data, "test")
+    fake = images.float().clamp(-1, 1)
+    gap = (fake.mean(0) - real.mean(0)).abs().mean(0)             # [H, W]
+    k = int(gap.argmax())
+    return {"max_gap": float(gap.max()), "at": (k // gap.shape[1], k % gap.shape[1]), "mean_gap": float(gap.mean())}
+
+
+@torch.no_grad()
+def batch_statistic_check(D, data: str, n: int = 32, seed: int = 0) -> dict:
+    """Does ``D`` use its minibatch-stddev statistic? Mean score of a diverse batch of ``n`` real
+    test images vs a batch of one real image repeated ``n`` times (zero batch variance). A D that
+    uses the statistic scores the repeated batch clearly lower."""
+    real = _dataset_images(data, "test")
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(real), generator=g)[:n]
+    dev = next(D.parameters()).device
+    x = real[idx].to(dev)
+    if D.num_channels == 3:
+        x = x.expand(-1, 3, -1, -1)
+    was = D.training
+    D.eval()
+    diverse = float(D(x).mean())
+    repeated = float(torch.stack([D(x[i:i + 1].expand(n, -1, -1, -1)).mean() for i in range(min(n, 8))]).mean())
+    D.train(was)
+    return {"diverse_real": diverse, "repeated_real": repeated}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -295,6 +328,10 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--truncation-psi", type=float, default=None, help="default: none (psi = 1)")
     p.add_argument("--floor", action="store_true", help="also print real train images vs the test set")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--diagnose", action="store_true",
+                   help="also: where samples differ from the data on average (artefact location)")
+    p.add_argument("--discriminator", help="also check whether this D (folder/checkpoint) uses its "
+                   "minibatch-stddev statistic")
     p = sub.add_parser("train-classifier", help="train the MNIST classifier the metric uses")
     p.add_argument("--data", required=True, help="mnist:<root>")
     p.add_argument("--out", default=str(ASSET))
@@ -312,13 +349,21 @@ def eval_main(argv: list[str] | None = None) -> int:
                                               truncation_psi=args.truncation_psi, clf=clf, progress=True)}
         if args.floor:
             res["real_floor"] = real_floor(args.data, n=args.n, clf=clf)
+        extra = {}
+        if args.diagnose:
+            extra["mean_image_gap"] = mean_image_gap(generate(G, min(args.n, 5000), seed=args.seed), args.data)
+        if args.discriminator:
+            from .train.package import _load
+            extra["discriminator_batch_check"] = batch_statistic_check(_load(args.discriminator, ("D",)), args.data)
     except (ValueError, FileNotFoundError) as exc:
         print(f"ghfeat eval: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(res))
+        print(json.dumps({**res, **extra}))
     else:
         print(f"{'':<12}{'FD':>10}{'entropy':>10}{'confidence':>12}   (entropy of uniform = {math.log(10):.3f})")
         for k, r in res.items():
             print(f"{k:<12}{r['fd']:>10.3f}{r['class_entropy']:>10.3f}{r['confidence']:>12.3f}")
+        for k, r in extra.items():
+            print(f"{k}: {r}")
     return 0

@@ -266,3 +266,44 @@ def test_grayscale_generator_task_and_channel_mismatch(tmp_path):
     assert Image.open(tmp_path / "run" / "images" / "000000002.png").mode == "L"
     with pytest.raises(ValueError, match="num_channels"):
         Trainer(tiny("generator", str(digits), generator_kwargs={"num_channels": 1}), tmp_path / "bad")
+
+
+def test_mode_seeking_loss_hand_computed():
+    from ghfeat.train.trainer import mode_seeking_loss
+    imgs = torch.tensor([[0.0, 0.0], [1.0, 1.0], [0.5, -0.5], [1.0, 3.0]]).view(4, 1, 1, 2)
+    z = torch.tensor([[0.0], [2.0], [1.0], [0.0]])
+    # pairs (0, 2) and (1, 3): mean|dx| = (0.5 + 0.5 + 0 + 2) / 4 = 0.75, mean|dz| = (1 + 2) / 2 = 1.5
+    loss, ratio = mode_seeking_loss(imgs, z)
+    assert ratio.item() == pytest.approx(0.5) and loss.item() == pytest.approx(1 / (0.5 + 1e-5))
+    with pytest.raises(ValueError, match="at least 2"):
+        mode_seeking_loss(imgs[:1], z[:1])
+
+
+def test_generator_task_defaults_d_lr_and_flip(images, tmp_path):
+    assert TrainConfig(task="generator", data="x").flip is False           # StyleGAN: mirror_augment off
+    assert TrainConfig(data="x", generator_checkpoint="g").flip is True     # GH-Feat encoder: flips
+    cfg = tiny("generator", images, lr=2e-3, d_lr=5e-4, total_steps=1, mode_seeking_weight=1.0,
+               randomize_noise=False)
+    tr = Trainer(cfg, tmp_path)
+    tr.run()
+    assert tr.opts["G"].param_groups[0]["lr"] == 2e-3 and tr.opts["D"].param_groups[0]["lr"] == 5e-4
+    assert "g/ms_ratio" in read_jsonl(tmp_path / "metrics.jsonl")[0]
+    with pytest.raises(ValueError, match="d_lr"):
+        tiny("generator", images, d_lr=-1.0)
+
+
+def test_eval_every_logs_sample_quality(tmp_path):
+    from ghfeat.data import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 8), ("t10k", 8)):
+        imgs = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labs = rng.integers(0, 10, n, dtype=np.uint8)
+        for suffix, arr, magic in (("images-idx3-ubyte", imgs, IDX_IMAGES_MAGIC), ("labels-idx1-ubyte", labs, IDX_LABELS_MAGIC)):
+            header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+            (tmp_path / f"{prefix}-{suffix}").write_bytes(header + arr.tobytes())
+    cfg = tiny("generator", f"mnist:{tmp_path}", total_steps=2, eval_every=2, eval_n=8,
+               generator_kwargs={"num_channels": 1}, discriminator_kwargs={"num_channels": 1})
+    Trainer(cfg, tmp_path / "run").run()
+    evals = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "eval/fd" in r]
+    assert len(evals) == 1 and evals[0]["step"] == 2
+    assert np.isfinite(evals[0]["eval/fd"]) and 0 <= evals[0]["eval/class_entropy"] <= np.log(10) + 1e-9

@@ -21,8 +21,8 @@ from .zoo import GAN_CONFIGS
 FFHQ_ALIGNMENT = ("FFHQ alignment: faces cropped and rotated from 68 dlib landmarks as in the FFHQ "
                   "data set, resized to 256x256")
 LSUN_ALIGNMENT = "LSUN: resize the short side to 256, then center-crop 256x256"
-MNIST_ALIGNMENT = ("MNIST: 28x28 digits padded with 2 background pixels per side to 32x32, gray "
-                   "repeated in R, G, B, background -1 (ghfeat.data.mnist_dataset)")
+MNIST_ALIGNMENT = ("MNIST: 28x28 digits padded with 2 background pixels per side to 32x32, one "
+                   "gray channel, background -1 (ghfeat.data.mnist_dataset(..., channels=1))")
 
 
 @functools.lru_cache(maxsize=None)
@@ -78,11 +78,11 @@ for _backbone in ("resnet18", "resnet34", "resnet50", "resnet101"):
 
 # -- small models --------------------------------------------------------------------------------
 @register_model("encoder", "mnist32",
-                "GH-Feat encoder for 32x32 MNIST (ResNet-18 with a CIFAR-style 3x3 s1 stem, reduced "
-                "widths, ~2M params); pairs with stylegan-mnist32 (the paper's MNIST setting)")
+                "GH-Feat encoder for 32x32 grayscale MNIST (ResNet-18 with a CIFAR-style 3x3 s1 stem, "
+                "reduced widths, ~2M params); pairs with stylegan-mnist32 (the paper's MNIST setting)")
 def mnist32(**overrides):
     return _build("stylegan-mnist32", overrides, backbone="resnet18", input_size=32, stem="small",
-                  channels=[16, 32, 64, 128], fpn_channels=64, alignment=MNIST_ALIGNMENT)
+                  in_channels=1, channels=[16, 32, 64, 128], fpn_channels=64, alignment=MNIST_ALIGNMENT)
 
 
 @register_model("encoder", "tiny32",

@@ -44,15 +44,28 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 # Task-dependent defaults for fields left at None.
 _TASK_DEFAULTS = {
     "encoder": dict(lr=1e-4, betas=(0.9, 0.99), lr_decay_every=36458 / 2, batch_size=12,
-                    total_steps=145_833, encoder="mnist32"),
+                    total_steps=145_833, encoder="mnist32", flip=True),
+    # StyleGAN's mirror_augment is off by default (a mirrored digit is not a digit)
     "generator": dict(lr=1e-3, betas=(0.0, 0.99), lr_decay_every=0.0, batch_size=32,
-                      total_steps=781_250, encoder=None),
+                      total_steps=781_250, encoder=None, flip=False),
 }
 
 # Named sets of overrides. "official" = the defaults above.
 RECIPES = {
     "official": {},
     "paper": dict(betas=(0.0, 0.99), adv_weight=0.1, adv_loss="wgan-gp", gp_weight=5.0),
+    # The shipped MNIST models, sized for a 2-core CPU (docs/mnist.md has the measurements).
+    "mnist32-cpu": {
+        "generator": dict(generator="stylegan-mnist32", batch_size=32, lr=2e-3, d_lr=1e-3, r1_gamma=0.01,
+                          r1_every=16, mode_seeking_weight=1.0, randomize_noise=False, total_steps=20_000,
+                          num_workers=1, num_threads=2, image_every=1000, ckpt_every=1000, eval_every=2000,
+                          log_every=100),
+        "encoder": dict(generator="stylegan-mnist32", encoder="mnist32", batch_size=32, lr=3e-4,
+                        lr_decay_every=0.0, perceptual_weight=0.0, vgg_weights=None, flip=False,
+                        r1_gamma=0.01, r1_every=16,
+                        total_steps=8_000, num_workers=1, num_threads=2, image_every=1000, ckpt_every=1000,
+                        log_every=100),
+    },
 }
 
 
@@ -72,7 +85,7 @@ def recipe_fields(name: str, task: str) -> dict:
 # Fields that may differ between a run and its resume (they do not change the training math).
 RESUMABLE_CHANGES = frozenset({
     "total_steps", "log_every", "image_every", "ckpt_every", "keep_checkpoints", "num_workers",
-    "device", "compile", "progress", "sample_n", "tf32", "num_threads",
+    "device", "compile", "progress", "sample_n", "tf32", "num_threads", "eval_every", "eval_n",
 })
 
 
@@ -102,7 +115,8 @@ class TrainConfig:
     batch_size: int | None = None           # per process (GPU), per micro-batch
     grad_accum: int = 1                     # micro-batches per optimizer step
     total_steps: int | None = None          # optimizer steps of the whole run
-    lr: float | None = None                 # E/G and D learning rate
+    lr: float | None = None                 # E/G learning rate (and D's unless d_lr is set)
+    d_lr: float | None = None               # D learning rate (None = lr)
     betas: tuple[float, float] | None = None
     eps: float = 1e-8
     lr_decay_rate: float = 0.8
@@ -115,8 +129,12 @@ class TrainConfig:
     perceptual_weight: float = 5e-5         # encoder: weight of the VGG16 conv4_3 term
     vgg_weights: str | None = "imagenet"    # "imagenet" | path | "random" (tests); None: no VGG term
     vgg_input_size: int | None = None       # resize before VGG (official 256 = its data size)
-    flip: bool = True                       # random horizontal flip of real images
+    flip: bool | None = None                # random horizontal flip of reals (encoder: on; generator: off)
     style_mixing_prob: float = 0.9          # generator: StyleGAN v1 style mixing
+    mode_seeking_weight: float = 0.0        # generator: MSGAN regulariser against collapse (0 = official)
+    randomize_noise: bool = True            # generator: fresh per-pixel noise (official); False = stored
+    eval_every: int = 0                     # generator: classifier FD / entropy of G_ema every N steps
+    eval_n: int = 2000                      # samples per evaluation (MNIST-like data only)
     ema_kimg: float = 10.0                  # generator: G_ema half-life in thousands of images
     w_avg_beta: float = 0.995               # generator: decay of the tracked w_avg
 
@@ -257,12 +275,16 @@ class TrainConfig:
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 1,
                  f"{name} must be an integer >= 1, got {v!r}")
         for name in ("log_every", "image_every", "ckpt_every", "keep_checkpoints", "num_workers", "sample_n", "seed",
+                     "eval_every", "eval_n",
                      "num_threads"):
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                  f"{name} must be an integer >= 0, got {v!r}")
         num = _finite_number          # a real, finite number (not a bool, string, list, NaN or inf)
         need(num(self.lr) and self.lr > 0, f"lr must be a finite number > 0, got {self.lr!r}")
+        need(self.d_lr is None or (num(self.d_lr) and self.d_lr > 0),
+             f"d_lr must be null (= lr) or a finite number > 0, got {self.d_lr!r}")
+        need(isinstance(self.flip, bool), f"flip must be true or false, got {self.flip!r}")
         betas_ok = (isinstance(self.betas, tuple) and len(self.betas) == 2
                     and all(num(b) and 0 <= b < 1 for b in self.betas))
         need(betas_ok, f"betas must be two numbers in [0, 1), got {self.betas!r}")
@@ -271,7 +293,7 @@ class TrainConfig:
              f"lr_decay_rate must be a number in (0, 1], got {self.lr_decay_rate!r}")
         need(num(self.lr_decay_every) and self.lr_decay_every >= 0,
              f"lr_decay_every must be a finite number >= 0 (0 = constant lr), got {self.lr_decay_every!r}")
-        for name in ("r1_gamma", "gp_weight", "adv_weight", "perceptual_weight", "ema_kimg"):
+        for name in ("r1_gamma", "gp_weight", "adv_weight", "perceptual_weight", "ema_kimg", "mode_seeking_weight"):
             v = getattr(self, name)
             need(num(v) and v >= 0, f"{name} must be a finite number >= 0, got {v!r}")
         need(num(self.style_mixing_prob) and 0 <= self.style_mixing_prob <= 1,

@@ -155,6 +155,18 @@ def _has_pretrained(kind: str, name: str) -> bool:
         return False
 
 
+def mode_seeking_loss(images: torch.Tensor, z: torch.Tensor, eps: float = 1e-5):
+    """Mode-seeking regulariser (Mao et al., CVPR 2019, "MSGAN"): the batch is split in two halves
+    ``a, b`` and ``ratio = mean|G(z_a) - G(z_b)| / mean|z_a - z_b|``; the loss ``1 / (ratio + eps)``
+    grows as samples of different latents become alike. ``images [N, C, H, W]``, ``z [N, z_dim]``,
+    N even. Returns ``(loss [], ratio [] detached)``."""
+    h = images.shape[0] // 2
+    if h == 0:
+        raise ValueError("the mode-seeking term needs a batch of at least 2")
+    ratio = (images[:h].float() - images[h:2 * h].float()).abs().mean() / (z[:h] - z[h:2 * h]).abs().mean()
+    return 1.0 / (ratio + eps), ratio.detach()
+
+
 # ------------------------------------------------------------------------------------------------
 # distributed helpers (hand-made data parallelism)
 # ------------------------------------------------------------------------------------------------
@@ -275,6 +287,7 @@ class Trainer:
 
         self.opts = {name: torch.optim.Adam(self.models[name].parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
                      for name in self.trained}
+        self.lr_mul = {name: (cfg.d_lr / cfg.lr if name == "D" and cfg.d_lr else 1.0) for name in self.trained}
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
         self.global_batch = cfg.batch_size * cfg.grad_accum * self.world
@@ -488,7 +501,7 @@ class Trainer:
                 z = torch.randn(n, G.z_dim, device=self.device)
                 with self._autocast():
                     with torch.no_grad():
-                        fake = G(z)
+                        fake = G(z, randomize_noise=cfg.randomize_noise)
                     d_loss, d_logs = d_adv.d_loss(D, x, fake)
                 self._backward(d_loss)
                 self._accumulate_logs(d_logs)
@@ -501,7 +514,12 @@ class Trainer:
             for _ in batches:
                 z = torch.randn(n, G.z_dim, device=self.device)
                 with self._autocast():
-                    g_loss, g_logs = self.adv.g_loss(D, G(z))
+                    fake = G(z, randomize_noise=cfg.randomize_noise)
+                    g_loss, g_logs = self.adv.g_loss(D, fake)
+                    if cfg.mode_seeking_weight > 0:
+                        ms, ratio = mode_seeking_loss(fake, z)
+                        g_loss = g_loss + cfg.mode_seeking_weight * ms
+                        g_logs["g/ms_ratio"] = ratio
                 self._backward(g_loss)
                 self._accumulate_logs(g_logs)
             self._opt_step("G")
@@ -513,9 +531,9 @@ class Trainer:
         """One optimizer step of every trained module on ``batches`` (``grad_accum`` micro-batches
         ``[B, 3, R, R]`` on the device, already flipped)."""
         lr = self.cfg.lr_at(self.step)
-        for opt in self.opts.values():
+        for name, opt in self.opts.items():
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * self.lr_mul[name]
         if self.task == "encoder":
             self._encoder_step(batches)
         else:
@@ -631,6 +649,21 @@ class Trainer:
                 save_image_grid(imgs, path, nrow=int(math.ceil(math.sqrt(imgs.shape[0]))))
         return path
 
+    @torch.no_grad()
+    def evaluate(self) -> dict | None:
+        """Sample quality of ``G_ema`` (:mod:`ghfeat.metrics`: classifier Frechet distance, class
+        entropy, confidence on ``eval_n`` samples vs the data's test split), logged as ``eval/*``."""
+        if not self.is_main:
+            return None
+        from .. import metrics
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            res = metrics.generator_quality(self.models["G_ema"], self.cfg.data, n=self.cfg.eval_n, seed=123)
+        record = {"step": self.step, "kimg": self.data_position / 1000.0,
+                  **{f"eval/{k}": v for k, v in res.items() if k != "n"}}
+        if self.logger is not None:
+            self.logger.log(record)
+        return record
+
     def _flush_logs(self, t_interval: float, n_steps: int) -> dict:
         record = {}
         if self.log_sums:
@@ -691,6 +724,8 @@ class Trainer:
                                          if k in ("e/pixel", "d/loss", "g/adv", "images_per_sec")})
                 if cfg.image_every and self.step % cfg.image_every == 0:
                     self.save_images()
+                if self.task == "generator" and cfg.eval_every and self.step % cfg.eval_every == 0:
+                    self.evaluate()
                 if self.step >= cfg.total_steps:
                     stopped_by = "done"
                 elif self.step >= end:
