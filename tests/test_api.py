@@ -190,7 +190,8 @@ def test_level_dims(enc, gen):
     assert list(dims) == list(range(1, 9))
     assert dims == {1: 32, 2: 32, 3: 64, 4: 64, 5: 64, 6: 64, 7: 64, 8: 64}
     assert ghfeat.level_dims(gen) == dims
-    assert set(ghfeat.level_dims("mnist32").values()) == {256}
+    # mnist32: nf(stage) = min(256 / 2**stage, 32): 32 channels up to 16x16, 16 at 32x32 (levels 1-2)
+    assert ghfeat.level_dims("mnist32") == {1: 32, 2: 32, **{k: 64 for k in range(3, 9)}}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -305,7 +306,7 @@ def test_reconstruct_generator_resolution(enc, gen, monkeypatch):
     monkeypatch.setattr(api, "_get_model", fake)
     ghfeat.reconstruct(rand_images(1), encoder=enc)               # generator=None -> paired generator
     assert calls == [("generator", "stylegan-tiny32", True)]
-    other = ghfeat.create_generator("stylegan-mnist32")
+    other = ghfeat.create_generator("stylegan-tiny32", fmap_max=16)     # other style widths
     with pytest.raises(ValueError, match="do not fit"):
         ghfeat.reconstruct(rand_images(1), encoder=enc, generator=other)
 
@@ -361,7 +362,7 @@ def test_example_scripts(tmp_path):
     ext = _example("extract_features")
     assert ext.main([str(tmp_path / "digits"), "--random-weights", "--levels", "8", "2", "--out", str(tmp_path / "f.npz")]) == 0
     data = np.load(tmp_path / "f.npz")
-    assert data["level_2"].shape == (3, 256) and data["level_8"].shape == (3, 256)
+    assert data["level_2"].shape == (3, 32) and data["level_8"].shape == (3, 64)     # mnist32 widths
     assert [p.endswith(f"{i}.png") for i, p in enumerate(data["files"])] == [True] * 3
 
 

@@ -72,9 +72,9 @@ def test_mnist32_config():
     assert enc.feature_sizes == [8, 4, 2] and enc.head_size == 2       # small stem: 32 -> R4 8, R5 4, R6 2
     assert sum(p.numel() for p in enc.parameters()) <= 3_000_000
     assert enc.input_spec["size"] == 32 and enc.input_spec["range"] == "[-1, 1]"
-    assert "MNIST" in enc.input_spec["alignment"] and enc.input_spec["channels"] == 3
+    assert "MNIST" in enc.input_spec["alignment"] and enc.input_spec["channels"] == 1
     with torch.no_grad():
-        y = enc(images(3, 32))
+        y = enc(images(3, 32)[:, :1])                                # one gray channel
     assert y.shape == (3, 8, max(gen_dims)) and torch.isfinite(y).all()
 
 
