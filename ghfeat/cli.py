@@ -58,7 +58,7 @@ def cmd_demo(args) -> int:
     out = check_writable(args.out, folder=True, what="--out")
     torch.manual_seed(0)
     enc, gen = _default_models(args.random_weights)
-    images = _bundled_digits()
+    images = ghfeat.load_images(_bundled_digits(), channels=enc.in_channels)   # the encoder's channels
     out.mkdir(parents=True, exist_ok=True)
     feats = ghfeat.extract(images, levels=None, model=enc)
     print(f"GH-Feat of {len(images)} bundled MNIST digits with {enc.registry_name!r} "
@@ -70,9 +70,11 @@ def cmd_demo(args) -> int:
     save_grid(torch.cat([images, rec]), out / "reconstruction.png", nrow=len(images))
     ghfeat.style_mix(images[:5], images[5:], levels=list(range(enc.num_layers // 2 + 1, enc.num_layers + 1)),
                      encoder=enc, generator=gen, out=out / "style_mixing.png")
+    save_grid(gen.sample(64, seed=0, truncation_psi=1.0, randomize_noise=False), out / "samples.png", nrow=8)
     print(f"reconstruction MSE (images in [-1, 1]): {mse:.4f}")
-    print(f"wrote {out / 'reconstruction.png'} (top: inputs, bottom: reconstructions) and "
-          f"{out / 'style_mixing.png'} (coarse levels from the left column)")
+    print(f"wrote {out / 'reconstruction.png'} (top: inputs, bottom: reconstructions), "
+          f"{out / 'style_mixing.png'} (coarse levels from the left column) and {out / 'samples.png'} "
+          "(64 random samples of the generator)")
     return 0
 
 
