@@ -204,7 +204,40 @@ def _official_entries() -> list[PretrainedCfg]:
     return out
 
 
-_PRETRAINED: dict[tuple[str, str], PretrainedCfg] = {(c.kind, c.name): c for c in _official_entries()}
+# The embedded default: trained by ghfeat on MNIST on a 2-core CPU (docs/mnist.md), shipped in fp16.
+# (kind, sha256 of ghfeat/assets/mnist32/<kind>.safetensors)
+_MNIST_SHA256 = {
+    "generator": None,
+    "discriminator": None,
+    "encoder": None,
+}
+_MNIST_METRICS = {
+    "generator": {},
+    "encoder": {},
+}
+_MNIST_NOTES = ("Trained by ghfeat with `--recipe mnist32-cpu` on the full MNIST training set (60,000 "
+                "digits; MNIST is CC BY-SA 3.0, and so are these weights) on a 2-core CPU; see "
+                "docs/mnist.md for the runs, the metrics and how to reproduce them.")
+
+
+def _mnist_entries() -> list[PretrainedCfg]:
+    out = []
+    for kind, name in (("generator", "stylegan-mnist32"), ("discriminator", "stylegan-mnist32"),
+                       ("encoder", "mnist32")):
+        out.append(PretrainedCfg(
+            name=name, kind=kind, sha256=_MNIST_SHA256[kind], architecture=name,
+            input_size=None if kind == "generator" else (1, 32, 32),
+            input_range=None if kind == "generator" else (-1.0, 1.0),
+            alignment=None if kind == "generator" else "MNIST digits padded from 28x28 to 32x32",
+            paired_generator=None if kind == "generator" else "stylegan-mnist32",
+            license="cc-by-sa-3.0", paper_ids=_PAPER, metrics=_MNIST_METRICS.get(kind, {}),
+            metrics_protocol="measured by ghfeat (docs/mnist.md)" if _MNIST_METRICS.get(kind) else "",
+            notes=_MNIST_NOTES, embedded_path=f"assets/mnist32/{kind}.safetensors"))
+    return out
+
+
+_PRETRAINED: dict[tuple[str, str], PretrainedCfg] = {
+    (c.kind, c.name): c for c in _official_entries() + _mnist_entries()}
 
 
 def get_pretrained_cfg(kind: str, name: str) -> PretrainedCfg | None:
