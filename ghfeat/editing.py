@@ -25,42 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .api import (_eval_mode, _model_device, _resolve_encoder, _resolve_generator, _style_dims_of, decode,
-                  encode, load_images, parse_levels)
+from ._codes import check_packed, mix_codes
+from ._models import eval_mode, model_device, resolve_encoder, resolve_generator, style_dims_of
+from .api import decode, encode, load_images, parse_levels
 
 __all__ = ["mix_codes", "sample_codes", "global_edit", "local_edit", "local_edit_codes", "harmonize",
            "paste_patch", "interpolate"]
-
-
-def _check_packed(codes, name: str, num_layers: int | None = None) -> torch.Tensor:
-    if not isinstance(codes, torch.Tensor) or codes.ndim != 3 or not codes.is_floating_point():
-        got = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
-        raise ValueError(f"{name} must be packed GH-Feat codes [N, L, 2*C_max] (float), got {got}")
-    if num_layers is not None and codes.shape[1] != num_layers:
-        raise ValueError(f"{name} has {codes.shape[1]} layers, expected {num_layers}")
-    return codes
-
-
-def mix_codes(content: torch.Tensor, style: torch.Tensor, levels, num_layers: int | None = None) -> torch.Tensor:
-    """Style mixing on codes: ``content`` with the rows of ``levels`` taken from ``style``.
-
-    Args:
-        content: ``[N, L, D]`` packed codes.
-        style: ``[N, L, D]`` or ``[1, L, D]`` (broadcast over N).
-        levels: paper levels (None = all, ``[]`` = none); level ``k`` replaces row ``L - k``.
-    Returns:
-        a new ``[N, L, D]`` tensor (inputs are not modified).
-    """
-    _check_packed(content, "content", num_layers)
-    _check_packed(style, "style", content.shape[1])
-    if style.shape[2] != content.shape[2] or style.shape[0] not in (1, content.shape[0]):
-        raise ValueError(f"style codes {tuple(style.shape)} do not match content codes {tuple(content.shape)} "
-                         "(style batch must be N or 1)")
-    L = content.shape[1]
-    rows = [L - k for k in parse_levels(levels, L, allow_empty=True)]
-    out = content.clone()
-    out[:, rows] = style[:, rows].to(out.dtype).expand(content.shape[0], -1, -1)
-    return out
 
 
 @torch.no_grad()
@@ -75,8 +45,8 @@ def sample_codes(generator: nn.Module, n: int, *, seed: int | None = None,
     from .models.generator import pack_styles
 
     g = torch.Generator().manual_seed(seed) if seed is not None else None
-    dev = _model_device(generator)
-    with _eval_mode(generator):
+    dev = model_device(generator)
+    with eval_mode(generator):
         z = torch.randn(n, generator.z_dim, generator=g).to(dev)
         w_plus = generator.mapping(z).unsqueeze(1).repeat(1, generator.num_layers, 1)
         if truncation_psi is not None and truncation_psi != 1:
@@ -90,8 +60,8 @@ def global_edit(images, levels, encoder="mnist32", generator=None, *, seed: int 
                 pretrained: bool = True) -> torch.Tensor:
     """Global editing (paper Fig. 4): each image's codes at ``levels`` are replaced by randomly
     sampled ones (:func:`sample_codes`). Returns ``[N, 3, R, R]`` float32 in [-1, 1]."""
-    enc = _resolve_encoder(encoder, pretrained, None)
-    gen = _resolve_generator(generator, enc, pretrained, None)
+    enc = resolve_encoder(encoder, pretrained, None)
+    gen = resolve_generator(generator, enc, pretrained, None)
     codes = encode(images, enc, input_range=input_range, resize=resize, progress=False)
     rand = sample_codes(gen, codes.shape[0], seed=seed, truncation_psi=truncation_psi).to(codes.device)
     return decode(mix_codes(codes, rand, levels), gen, progress=False).clamp(-1, 1)
@@ -139,8 +109,8 @@ def local_edit_codes(codes: torch.Tensor, ref_codes: torch.Tensor, mask, levels,
     ``codes``: ``[N, L, D]``; ``ref_codes``: ``[N, L, D]`` or ``[1, L, D]``; ``mask`` at image size R.
     """
     L = generator.num_layers
-    _check_packed(codes, "codes", L)
-    _check_packed(ref_codes, "ref_codes", L)
+    check_packed(codes, "codes", L)
+    check_packed(ref_codes, "ref_codes", L)
     if ref_codes.shape[0] not in (1, codes.shape[0]):
         raise ValueError(f"ref_codes batch {ref_codes.shape[0]} must be 1 or {codes.shape[0]}")
     if mode not in ("feature", "image"):
@@ -148,7 +118,7 @@ def local_edit_codes(codes: torch.Tensor, ref_codes: torch.Tensor, mask, levels,
                          f"(mix codes, then paste pixels), got {mode!r}")
     lv = parse_levels(levels, L)
     n, R = codes.shape[0], generator.resolution
-    dev, out_dev = _model_device(generator), codes.device
+    dev, out_dev = model_device(generator), codes.device
     m = _prepare_mask(mask, n, R, dev)
     y = codes.to(dev, torch.float32)
     yr = ref_codes.to(dev, torch.float32).expand(n, -1, -1)
@@ -158,10 +128,10 @@ def local_edit_codes(codes: torch.Tensor, ref_codes: torch.Tensor, mask, levels,
         return (m * mixed + (1 - m) * base).to(out_dev)
 
     syn = generator.synthesis
-    dims = _style_dims_of(generator)
+    dims = style_dims_of(generator)
     swap = {L - k for k in lv}
     last = max(swap)
-    with _eval_mode(generator), torch.inference_mode():
+    with eval_mode(generator), torch.inference_mode():
         x = syn.const.expand(n, -1, -1, -1)
         xr = x
         for i, layer in enumerate(syn.layers):
@@ -195,8 +165,8 @@ def local_edit(images, reference, mask, levels, encoder="mnist32", generator=Non
         ``[N, 3, R, R]`` float32 in [-1, 1]. A zero mask gives exactly the reconstruction; a full
         mask at level 1 (the last layer) gives exactly the reference's reconstruction.
     """
-    enc = _resolve_encoder(encoder, pretrained, None)
-    gen = _resolve_generator(generator, enc, pretrained, None)
+    enc = resolve_encoder(encoder, pretrained, None)
+    gen = resolve_generator(generator, enc, pretrained, None)
     codes = encode(images, enc, input_range=input_range, resize=resize, progress=False)
     if reference is None:
         ref = sample_codes(gen, codes.shape[0], seed=seed, truncation_psi=truncation_psi).to(codes.device)
@@ -251,8 +221,8 @@ def harmonize(background, patch, mask, encoder="mnist32", generator=None, *, bac
     Returns:
         harmonized ``[N, 3, R, R]`` float32 in [-1, 1] (and the composite).
     """
-    enc = _resolve_encoder(encoder, pretrained, None)
-    gen = _resolve_generator(generator, enc, pretrained, None)
+    enc = resolve_encoder(encoder, pretrained, None)
+    gen = resolve_generator(generator, enc, pretrained, None)
     size = getattr(enc, "input_spec", {}).get("size")
     bg = load_images(background, size=size, resize=resize, input_range=input_range)
     pt = load_images(patch, size=size, resize=resize, input_range=input_range).to(bg.device)
@@ -282,8 +252,8 @@ def interpolate(codes_a: torch.Tensor, codes_b: torch.Tensor, steps: int, levels
         ``[steps, N, L, D]``; ``[0]`` equals ``codes_a`` and ``[-1]`` equals ``codes_b`` on ``levels``.
         Decode a step with ``ghfeat.api.decode(out[i], generator)``.
     """
-    _check_packed(codes_a, "codes_a")
-    _check_packed(codes_b, "codes_b", codes_a.shape[1])
+    check_packed(codes_a, "codes_a")
+    check_packed(codes_b, "codes_b", codes_a.shape[1])
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
         raise ValueError(f"steps must be an int >= 2, got {steps!r}")
     L = codes_a.shape[1]
