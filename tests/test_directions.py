@@ -133,3 +133,25 @@ def test_supervised_direction_edits_along_the_classifier(models):
     L = gen.num_layers
     assert torch.equal(out[:, [r for r in range(L) if r not in (L - 6, L - 7)]],
                        codes[:, [r for r in range(L) if r not in (L - 6, L - 7)]])
+
+
+def test_cli_edit_random_weights(tmp_path, capsys):
+    from PIL import Image
+
+    from ghfeat.cli import main
+
+    files = []
+    for i in range(2):
+        arr = (np.random.default_rng(i).random((32, 32, 3)) * 255).astype(np.uint8)
+        files.append(tmp_path / f"{i}.png")
+        Image.fromarray(arr).save(files[-1])
+    vec = tmp_path / "d.npy"
+    np.save(vec, np.ones(64, np.float32) / 8)
+    for direction in ("sefa:1", str(vec)):
+        out = tmp_path / "grid.png"
+        rc = main(["edit", *map(str, files), "--model", "tiny32", "--random-weights", "--levels", "5",
+                   "--strengths", "-2", "0", "2", "--direction", direction, "--out", str(out)])
+        assert rc == 0 and Image.open(out).size == (3 * 34 + 2, 2 * 34 + 2)
+    rc = main(["edit", str(files[0]), "--model", "tiny32", "--random-weights", "--levels", "5",
+               "--direction", "sefa:99", "--out", str(tmp_path / "x.png")])
+    assert rc == 2 and "0..31" in capsys.readouterr().err
