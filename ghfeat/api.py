@@ -26,6 +26,7 @@ import math
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._codes import layer_to_level, level_to_layer, mix_codes, parse_levels
@@ -35,7 +36,8 @@ from ._models import (autocast, check_not_meta, clear_model_cache, eval_mode, ge
                       resolve_encoder, resolve_generator, style_dims_of)
 
 __all__ = ["load_images", "level_to_layer", "layer_to_level", "parse_levels", "level_dims", "extract",
-           "encode", "decode", "reconstruct", "style_mix", "make_grid", "save_grid", "clear_model_cache"]
+           "extract_spatial", "encode", "decode", "reconstruct", "style_mix", "make_grid", "save_grid",
+           "clear_model_cache"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -210,6 +212,51 @@ def extract(images, levels=None, model="mnist32", *, flatten: bool = False, batc
     if flatten:
         return torch.cat([feats[k] for k in wanted], dim=1)
     return feats
+
+
+def extract_spatial(images, levels=None, model="mnist32", generator=None, *, batch_size: int = 64,
+                    input_range=None, resize: bool = False, dtype=None, device=None, progress=None,
+                    pretrained: bool = True) -> dict[int, torch.Tensor]:
+    """Spatial GH-Feat (TPAMI's spatial expansion): per level, the generator's feature map when it
+    synthesises from the encoder's codes, upsampled to the image size, for per-pixel tasks.
+
+    Level ``k``'s map is the output of generator layer ``L - k`` (after its style modulation,
+    ``norm(x) * (y_s + 1) + y_b``, ``C_k`` channels at ``4 * 2 ** ((L - k) // 2)`` px), computed with
+    the stored noise (as :func:`decode`), then upsampled bilinearly (``align_corners=False``) to the
+    ``R x R`` image size (identity at full resolution). Synthesis stops after the finest layer asked.
+
+    Args:
+        images, levels, model, batch_size, input_range, resize, dtype, device, progress, pretrained:
+            as in :func:`extract`.
+        generator: generator module or registry name; None = the encoder's paired generator.
+    Returns:
+        ``{level: [N, C_k, R, R] float32}`` in ascending level order, on the input's device. Memory is
+        ``N * C_k * R * R`` floats per level (e.g. 60k MNIST digits x 32 ch x 32 x 32 = 7.9 GB): call it
+        on chunks for large sets.
+    """
+    enc = resolve_encoder(model, pretrained, device)
+    gen = resolve_generator(generator, enc, pretrained, device)
+    L = int(enc.num_layers)
+    ordered = sorted(parse_levels(levels, L))
+    rows = {L - k: k for k in ordered}
+    syn, R, g_dev = gen.synthesis, gen.resolution, model_device(gen)
+
+    def fn(x):
+        ys = [y.to(g_dev, torch.float32) for y in _encode_layers(enc, x)]
+        h = syn.const.expand(x.shape[0], -1, -1, -1)
+        maps = {}
+        for i, layer in enumerate(syn.layers[:max(rows) + 1]):
+            h = layer(h, ys[i], False)
+            if i in rows:
+                maps[rows[i]] = h if h.shape[-1] == R else F.interpolate(h, size=(R, R), mode="bilinear",
+                                                                           align_corners=False)
+        return tuple(maps[k] for k in ordered)
+
+    with eval_mode(enc, gen):
+        outs, _ = _map_batches(images, fn, device=model_device(enc), size=_input_size(enc), resize=resize,
+                               input_range=input_range, batch_size=batch_size, dtype=dtype, progress=progress,
+                               desc="GH-Feat spatial", channels=_in_channels(enc))
+    return dict(zip(ordered, outs))
 
 
 def encode(images, encoder="mnist32", *, batch_size: int = 64, input_range=None, resize: bool = False,
