@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_error(exc: BaseException) -> bool:
     from .pretrained import WeightsError
-    return isinstance(exc, (ValueError, TypeError, OSError, WeightsError))
+    return isinstance(exc, (ValueError, TypeError, OSError, ImportError, WeightsError))
 
 
 def main(argv=None) -> int:
