@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._codes import check_packed, mix_codes
+from ._codes import check_packed, mix_codes, parse_levels
 from ._models import eval_mode, get_model, model_device, resolve_encoder, resolve_generator, style_dims_of
-from .api import decode, encode, load_images, parse_levels, save_grid
+from .api import decode, encode, load_images, save_grid
 
 __all__ = ["mix_codes", "sample_codes", "global_edit", "local_edit", "local_edit_codes", "harmonize",
            "paste_patch", "interpolate", "consumer_weight", "sefa_directions", "supervised_direction", "edit_codes", "edit"]
