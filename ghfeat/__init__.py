@@ -22,7 +22,7 @@ _EXPORTS = {
     "MappingNetwork": ".models", "SynthesisNetwork": ".models",
     "GHFeatEncoder": ".models",
     "PretrainedCfg": ".pretrained", "WeightsError": ".pretrained",
-    "extract": ".api", "reconstruct": ".api", "style_mix": ".api", "load_images": ".api",
+    "extract": ".api", "extract_spatial": ".api", "reconstruct": ".api", "style_mix": ".api", "load_images": ".api",
     "level_dims": ".api", "encode": ".api", "decode": ".api", "save_grid": ".api",
     "parse_levels": ".api",
 }

@@ -22,20 +22,22 @@ images is refused (there is nothing to take a shape from, and it is usually a mi
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import operator
-from typing import Iterable, Sequence
+from typing import Sequence
 
-import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ._codes import layer_to_level, level_to_layer, mix_codes, parse_levels
 from ._images import (KIND_SIGNED, convert_images, expand_inputs, make_grid, num_images, save_grid,
                       split_inputs, to_kind)
+from ._models import (autocast, check_not_meta, clear_model_cache, eval_mode, get_model, model_device,
+                      resolve_encoder, resolve_generator, style_dims_of)
 
 __all__ = ["load_images", "level_to_layer", "layer_to_level", "parse_levels", "level_dims", "extract",
-           "encode", "decode", "reconstruct", "style_mix", "make_grid", "save_grid", "clear_model_cache"]
+           "extract_spatial", "encode", "decode", "reconstruct", "style_mix", "make_grid", "save_grid",
+           "clear_model_cache"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -80,67 +82,6 @@ def load_images(images, *, size: int | None = None, resize: bool = False, input_
 # Levels
 # ------------------------------------------------------------------------------------------------
 
-def level_to_layer(level: int, num_layers: int) -> int:
-    """Paper level ``1..L`` (1 = finest) -> generator layer index ``L - level`` (0 = coarse 4x4)."""
-    return num_layers - parse_levels(level, num_layers)[0]
-
-
-def layer_to_level(layer: int, num_layers: int) -> int:
-    """Generator layer index ``0..L-1`` -> paper level ``L - layer``."""
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < num_layers:
-        raise ValueError(f"layer must be an int in 0..{num_layers - 1}, got {layer!r}")
-    return num_layers - layer
-
-
-def parse_levels(levels, num_layers: int, *, allow_empty: bool = False) -> list[int]:
-    """Validate levels and return them as a list of ints, in the order given.
-
-    Args:
-        levels: ``None`` (all levels ``1..L``, ascending), one int, or a sequence of ints
-            (e.g. ``[5, 9]`` means levels 5 and 9, not the range).
-        num_layers: L.
-    Raises:
-        ValueError: a level outside ``1..L``, a duplicate, a non-integer (bools too), or an
-            empty list (unless ``allow_empty``, used by code mixing where ``[]`` = no change).
-            Invalid levels are never dropped silently.
-    """
-    valid = f"levels are ints in 1..{num_layers} (1 = finest, {num_layers} = most abstract)"
-    if levels is None:
-        return list(range(1, num_layers + 1))
-    if isinstance(levels, (str, bytes)):
-        raise ValueError(f"{valid}; got the string {levels!r}")
-    if isinstance(levels, torch.Tensor):
-        seq = levels.tolist() if levels.ndim else [levels.item()]
-    elif isinstance(levels, Iterable):
-        seq = list(levels)
-    else:
-        seq = [levels]
-    if not seq and not allow_empty:
-        raise ValueError(f"empty list of levels; {valid}, or None for all")
-    out = []
-    for lv in seq:
-        if isinstance(lv, (bool, np.bool_)):
-            raise ValueError(f"{valid}; got the bool {lv!r}")
-        try:
-            v = operator.index(lv)
-        except TypeError:
-            raise ValueError(f"{valid}; got {lv!r} ({type(lv).__name__})") from None
-        if not 1 <= v <= num_layers:
-            raise ValueError(f"level {v} is out of range: {valid}")
-        if v in out:
-            raise ValueError(f"level {v} is given twice in {seq}; {valid}")
-        out.append(v)
-    return out
-
-
-def _style_dims_of(model) -> list[int]:
-    dims = getattr(model, "style_dims", None)
-    if dims is None:
-        raise TypeError(f"{type(model).__name__} has no `style_dims`; expected a GH-Feat encoder or a "
-                        "StyleGAN generator (or a registry name)")
-    return [int(d) for d in dims]
-
-
 def level_dims(model) -> dict[int, int]:
     """Feature width of every level: ``{level: 2 * C}`` for levels ``1..L`` (ascending).
 
@@ -149,144 +90,15 @@ def level_dims(model) -> dict[int, int]:
     levels 1-2: 128, 3-4: 256, 5-6: 512, 7-14: 1024 (total 9984); for "mnist32": 256 each.
     """
     if isinstance(model, str):
-        model = _get_model("encoder", model, pretrained=False)
-    dims = _style_dims_of(model)
+        model = get_model("encoder", model, pretrained=False)
+    dims = style_dims_of(model)
     L = len(dims)
     return {k: dims[L - k] for k in range(1, L + 1)}
 
 
 # ------------------------------------------------------------------------------------------------
-# Models: names -> cached modules
+# Batches
 # ------------------------------------------------------------------------------------------------
-
-_MODEL_CACHE: dict[tuple[str, str, bool], nn.Module] = {}
-
-
-def clear_model_cache() -> None:
-    """Forget the models that :func:`extract` & co. built from registry names."""
-    _MODEL_CACHE.clear()
-
-
-def _get_model(kind: str, name: str, pretrained: bool) -> nn.Module:
-    key = (kind, name, bool(pretrained))
-    if key not in _MODEL_CACHE:
-        from . import _registry
-        from .models import encoder_zoo  # noqa: F401  (registers the encoders; models/__init__ does not yet)
-        build = _registry.create_encoder if kind == "encoder" else _registry.create_generator
-        _MODEL_CACHE[key] = build(name, pretrained=pretrained)
-    return _MODEL_CACHE[key]
-
-
-def _usable_device(device):
-    """``device`` as a torch.device, refused with a clear message when it cannot run anything here."""
-    if device is None:
-        return None
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device={device!r} is not a device ('cpu', 'cuda', 'cuda:1', ...): {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(dev)!r} but CUDA is not available here (torch {torch.__version__}, "
-                         f"built with CUDA {torch.version.cuda}); use device='cpu' or leave device=None")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device={str(dev)!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if dev.type == "meta":
-        raise ValueError("device='meta' holds no data; features need a real device ('cpu' or 'cuda')")
-    return dev
-
-
-def _check_not_meta(model: nn.Module, what: str) -> None:
-    if _model_device(model).type == "meta":
-        raise ValueError(f"the {what} is on the 'meta' device (no weights); load or build it on a real device "
-                         f"(e.g. {what}.to_empty(device='cpu') and then load a state dict)")
-
-
-def _resolve_encoder(model, pretrained: bool, device) -> nn.Module:
-    device = _usable_device(device)
-    if isinstance(model, str):
-        model = _get_model("encoder", model, pretrained)
-        if device is not None:
-            model.to(device)
-    elif not isinstance(model, nn.Module):
-        raise TypeError(f"model/encoder must be a registry name (see ghfeat.list_models(kind='encoder')) "
-                        f"or an nn.Module, got {type(model).__name__}")
-    _check_device(model, device, "encoder")
-    _check_not_meta(model, "encoder")
-    for attr in ("num_layers", "style_dims"):
-        if not hasattr(model, attr):
-            raise TypeError(f"{type(model).__name__} lacks `{attr}`; expected a GH-Feat encoder")
-    return model
-
-
-def _resolve_generator(generator, encoder: nn.Module, pretrained: bool, device) -> nn.Module:
-    device = _usable_device(device)
-    if generator is None:
-        name = getattr(encoder, "generator_name", None)
-        if not name:
-            raise ValueError("this encoder does not name its paired generator (encoder.generator_name is "
-                             "None); pass generator= (a module or a registry name)")
-        generator = name
-    if isinstance(generator, str):
-        generator = _get_model("generator", generator, pretrained)
-        if device is not None:
-            generator.to(device)
-    elif not isinstance(generator, nn.Module) or not hasattr(generator, "synthesis"):
-        raise TypeError(f"generator must be a registry name or a StyleGANGenerator, got {type(generator).__name__}")
-    _check_not_meta(generator, "generator")
-    g_dims, e_dims = _style_dims_of(generator), _style_dims_of(encoder)
-    if g_dims != e_dims:
-        raise ValueError(f"encoder and generator do not fit: encoder style dims {e_dims}, generator style dims "
-                         f"{g_dims} (coarse layer 0 first); the encoder's paired generator is "
-                         f"{getattr(encoder, 'generator_name', None)!r}")
-    return generator
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return torch.device("cpu")
-
-
-def _check_device(model: nn.Module, device, what: str) -> None:
-    if device is None:
-        return
-    want, have = torch.device(device), _model_device(model)
-    if want.type != have.type or (want.index is not None and want.index != have.index):
-        raise ValueError(f"device={str(want)!r} but the {what} is on {have}; move it with {what}.to({str(want)!r}) "
-                         "(or leave device=None to run on the model's device)")
-
-
-def _autocast(dtype, device: torch.device):
-    """Autocast context for ``dtype`` (None / float32 = off; bf16 / fp16 = mixed precision)."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
-             "half": torch.float16, "fp32": torch.float32, "float32": torch.float32}
-    d = names.get(dtype.lower()) if isinstance(dtype, str) else dtype
-    if d not in (torch.float32, torch.bfloat16, torch.float16):
-        raise ValueError(f"dtype must be None, torch.float32, torch.bfloat16 or torch.float16 "
-                         f"('fp32' / 'bf16' / 'fp16'), got {dtype!r}")
-    if d == torch.float32:
-        return contextlib.nullcontext()
-    if d == torch.float16 and device.type == "cpu":
-        raise ValueError("dtype=float16 autocast is not supported on CPU; use dtype=torch.bfloat16 on CPU, "
-                         "or run on a CUDA device")
-    return torch.autocast(device_type=device.type, dtype=d)
-
-
-@contextlib.contextmanager
-def _eval_mode(*models: nn.Module):
-    states = [m.training for m in models]
-    try:
-        for m in models:
-            m.eval()
-        yield
-    finally:
-        for m, s in zip(models, states):
-            m.train(s)
-
 
 def _output_device(images) -> torch.device:
     """Results go back to where the input was (CPU for files, PIL and numpy)."""
@@ -313,8 +125,8 @@ def _encode_layers(encoder: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
         layers = list(encoder.forward_layers(x))
     else:
         packed = encoder(x)
-        layers = [packed[:, i, :d] for i, d in enumerate(_style_dims_of(encoder))]
-    dims = _style_dims_of(encoder)
+        layers = [packed[:, i, :d] for i, d in enumerate(style_dims_of(encoder))]
+    dims = style_dims_of(encoder)
     if len(layers) != len(dims) or any(y.shape[1] != d for y, d in zip(layers, dims)):
         raise RuntimeError(f"encoder returned codes of widths {[y.shape[1] for y in layers]}, expected {dims}")
     return layers
@@ -341,7 +153,7 @@ def _map_batches(images, fn, *, device: torch.device, size, resize: bool, input_
     results: list[list[torch.Tensor]] = []
     kinds = set()
     from tqdm.auto import tqdm
-    with torch.inference_mode(), _autocast(dtype, device):
+    with torch.inference_mode(), autocast(dtype, device):
         for chunk in tqdm(split_inputs(images, batch_size), total=num_batches, disable=not show, desc=desc,
                           unit="batch", leave=False):
             x, kind = convert_images(chunk, size=size, resize=resize, input_range=input_range, device=device,
@@ -382,17 +194,17 @@ def extract(images, levels=None, model="mnist32", *, flatten: bool = False, batc
 
     Runs in eval mode (restored afterwards) under ``torch.inference_mode``.
     """
-    enc = _resolve_encoder(model, pretrained, device)
+    enc = resolve_encoder(model, pretrained, device)
     L = int(enc.num_layers)
     wanted = parse_levels(levels, L)
     ordered = sorted(wanted)
-    dev = _model_device(enc)
+    dev = model_device(enc)
 
     def fn(x):
         layers = _encode_layers(enc, x)
         return tuple(layers[L - k] for k in ordered)
 
-    with _eval_mode(enc):
+    with eval_mode(enc):
         outs, _ = _map_batches(images, fn, device=dev, size=_input_size(enc), resize=resize,
                                input_range=input_range, batch_size=batch_size, dtype=dtype, progress=progress,
                                desc="GH-Feat extract", channels=_in_channels(enc))
@@ -402,16 +214,61 @@ def extract(images, levels=None, model="mnist32", *, flatten: bool = False, batc
     return feats
 
 
+def extract_spatial(images, levels=None, model="mnist32", generator=None, *, batch_size: int = 64,
+                    input_range=None, resize: bool = False, dtype=None, device=None, progress=None,
+                    pretrained: bool = True) -> dict[int, torch.Tensor]:
+    """Spatial GH-Feat (TPAMI's spatial expansion): per level, the generator's feature map when it
+    synthesises from the encoder's codes, upsampled to the image size, for per-pixel tasks.
+
+    Level ``k``'s map is the output of generator layer ``L - k`` (after its style modulation,
+    ``norm(x) * (y_s + 1) + y_b``, ``C_k`` channels at ``4 * 2 ** ((L - k) // 2)`` px), computed with
+    the stored noise (as :func:`decode`), then upsampled bilinearly (``align_corners=False``) to the
+    ``R x R`` image size (identity at full resolution). Synthesis stops after the finest layer asked.
+
+    Args:
+        images, levels, model, batch_size, input_range, resize, dtype, device, progress, pretrained:
+            as in :func:`extract`.
+        generator: generator module or registry name; None = the encoder's paired generator.
+    Returns:
+        ``{level: [N, C_k, R, R] float32}`` in ascending level order, on the input's device. Memory is
+        ``N * C_k * R * R`` floats per level (e.g. 60k MNIST digits x 32 ch x 32 x 32 = 7.9 GB): call it
+        on chunks for large sets.
+    """
+    enc = resolve_encoder(model, pretrained, device)
+    gen = resolve_generator(generator, enc, pretrained, device)
+    L = int(enc.num_layers)
+    ordered = sorted(parse_levels(levels, L))
+    rows = {L - k: k for k in ordered}
+    syn, R, g_dev = gen.synthesis, gen.resolution, model_device(gen)
+
+    def fn(x):
+        ys = [y.to(g_dev, torch.float32) for y in _encode_layers(enc, x)]
+        h = syn.const.expand(x.shape[0], -1, -1, -1)
+        maps = {}
+        for i, layer in enumerate(syn.layers[:max(rows) + 1]):
+            h = layer(h, ys[i], False)
+            if i in rows:
+                maps[rows[i]] = h if h.shape[-1] == R else F.interpolate(h, size=(R, R), mode="bilinear",
+                                                                           align_corners=False)
+        return tuple(maps[k] for k in ordered)
+
+    with eval_mode(enc, gen):
+        outs, _ = _map_batches(images, fn, device=model_device(enc), size=_input_size(enc), resize=resize,
+                               input_range=input_range, batch_size=batch_size, dtype=dtype, progress=progress,
+                               desc="GH-Feat spatial", channels=_in_channels(enc))
+    return dict(zip(ordered, outs))
+
+
 def encode(images, encoder="mnist32", *, batch_size: int = 64, input_range=None, resize: bool = False,
            dtype=None, device=None, progress=None, pretrained: bool = True) -> torch.Tensor:
     """Packed GH-Feat codes ``[N, L, 2*C_max]`` float32 (layer 0 = coarse first; narrower codes tiled,
     as the official encoder outputs them), ready for ``G.synthesis(styles=...)``. Arguments as in
     :func:`extract`."""
-    enc = _resolve_encoder(encoder, pretrained, device)
-    dmax = max(_style_dims_of(enc))
-    with _eval_mode(enc):
+    enc = resolve_encoder(encoder, pretrained, device)
+    dmax = max(style_dims_of(enc))
+    with eval_mode(enc):
         outs, _ = _map_batches(images, lambda x: (_pack(_encode_layers(enc, x), dmax),),
-                               device=_model_device(enc), size=_input_size(enc), resize=resize,
+                               device=model_device(enc), size=_input_size(enc), resize=resize,
                                input_range=input_range, batch_size=batch_size, dtype=dtype, progress=progress,
                                desc="GH-Feat encode", channels=_in_channels(enc))
     return outs[0]
@@ -430,23 +287,23 @@ def decode(codes, generator, *, batch_size: int = 64, dtype=None, progress=None,
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if isinstance(generator, str):
-        generator = _get_model("generator", generator, pretrained)
+        generator = get_model("generator", generator, pretrained)
     elif not isinstance(generator, nn.Module) or not hasattr(generator, "synthesis"):
         raise TypeError(f"generator must be a registry name or a StyleGANGenerator, got {type(generator).__name__}")
-    _check_not_meta(generator, "generator")
+    check_not_meta(generator, "generator")
     if isinstance(codes, (list, tuple)):
-        codes = _pack(list(codes), max(_style_dims_of(generator)))
+        codes = _pack(list(codes), max(style_dims_of(generator)))
     if not isinstance(codes, torch.Tensor) or codes.ndim != 3:
         raise ValueError("codes must be packed [N, L, 2*C_max] or a list of [N, 2C_i] tensors")
     if codes.device.type == "meta":
         raise ValueError("codes are on the 'meta' device and hold no values")
-    dev, out_dev = _model_device(generator), codes.device
+    dev, out_dev = model_device(generator), codes.device
     n = codes.shape[0]
     num_batches = max(1, math.ceil(n / batch_size))
     show = (num_batches > 1) if progress is None else bool(progress)
     from tqdm.auto import tqdm
     outs = []
-    with _eval_mode(generator), torch.inference_mode(), _autocast(dtype, dev):
+    with eval_mode(generator), torch.inference_mode(), autocast(dtype, dev):
         for i in tqdm(range(0, max(n, 1), batch_size), total=num_batches, disable=not show, desc="GH-Feat decode",
                       unit="batch", leave=False):              # an empty batch runs once: [0, 3, R, R]
             y = codes[i:i + batch_size].to(dev, torch.float32)
@@ -476,18 +333,18 @@ def reconstruct(images, encoder="mnist32", generator=None, *, return_codes: bool
         float [0, 1] for ``input_range="[0,1]"``, otherwise float [-1, 1]. Mixed inputs give
         [-1, 1]. On the input tensor's device (CPU for files, PIL, numpy).
     """
-    enc = _resolve_encoder(encoder, pretrained, device)
-    gen = _resolve_generator(generator, enc, pretrained, device)
-    dmax = max(_style_dims_of(enc))
-    g_dev = _model_device(gen)
+    enc = resolve_encoder(encoder, pretrained, device)
+    gen = resolve_generator(generator, enc, pretrained, device)
+    dmax = max(style_dims_of(enc))
+    g_dev = model_device(gen)
 
     def fn(x):
         codes = _pack(_encode_layers(enc, x), dmax)
         img = gen.synthesis(styles=codes.to(g_dev, torch.float32), randomize_noise=False)
         return (img, codes) if return_codes else (img,)
 
-    with _eval_mode(enc, gen):
-        outs, kind = _map_batches(images, fn, device=_model_device(enc), size=_input_size(enc), resize=resize,
+    with eval_mode(enc, gen):
+        outs, kind = _map_batches(images, fn, device=model_device(enc), size=_input_size(enc), resize=resize,
                                   input_range=input_range, batch_size=batch_size, dtype=dtype, progress=progress,
                                   desc="GH-Feat reconstruct", channels=_in_channels(enc))
     rec = to_kind(outs[0], kind)
@@ -513,10 +370,8 @@ def style_mix(content_images, style_images, levels, encoder="mnist32", generator
         ``[1 + j, 1 + i]`` = content ``i`` with the levels of style ``j``. ``grid.flatten(0, 1)``
         with ``nrow = C + 1`` gives the picture (what ``out`` holds).
     """
-    from .editing import mix_codes
-
-    enc = _resolve_encoder(encoder, pretrained, device)
-    gen = _resolve_generator(generator, enc, pretrained, device)
+    enc = resolve_encoder(encoder, pretrained, device)
+    gen = resolve_generator(generator, enc, pretrained, device)
     size = _input_size(enc)
     ch = _in_channels(enc)
     content = load_images(content_images, size=size, resize=resize, input_range=input_range, channels=ch)

@@ -3,6 +3,8 @@
     ghfeat demo [--out DIR]                 features + reconstruction/style-mixing grids on bundled digits
     ghfeat list [PATTERN]                   registered models and what they are for
     ghfeat extract IMAGES... --levels 5 9   features of image files -> .npz
+    ghfeat edit IMAGES... --levels 7        move codes along a y-space direction (SeFa or a file) -> PNG grid
+    ghfeat export NAME --format onnx        encoder / generator synthesis -> ONNX, TorchScript, ExportedProgram
     ghfeat convert FILE [--name N]          official TF pickle / genforce .pth -> safetensors
     ghfeat download NAME                    fetch + verify + convert an official file (pretrained=True's download)
     ghfeat publish NAME REPO_ID             push a converted model + model card to the Hub
@@ -131,6 +133,60 @@ def cmd_extract(args) -> int:
     return 0
 
 
+def _load_direction(spec: str, generator, levels):
+    """``sefa:J`` (the J-th closed-form direction of the first level; ``sefa:J:shift`` etc. picks the
+    part) or a ``.npy`` / ``.pt`` file holding a ``[2C]`` vector."""
+    import numpy as np
+    import torch
+
+    from .editing import sefa_directions
+
+    if spec.startswith("sefa:"):
+        parts = spec.split(":")
+        try:
+            j = int(parts[1])
+        except (IndexError, ValueError):
+            raise ValueError(f"--direction {spec!r}: expected sefa:J (J = 0 is the top direction), "
+                             "optionally sefa:J:scale|shift|both") from None
+        if not levels:
+            raise ValueError("--direction sefa:J needs --levels (the directions are per level)")
+        dirs, _ = sefa_directions(generator, levels[0], part=parts[2] if len(parts) > 2 else "both")
+        if not 0 <= j < len(dirs):
+            raise ValueError(f"--direction {spec!r}: level {levels[0]} has {len(dirs)} directions (0..{len(dirs) - 1})")
+        return dirs[j]
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"--direction {spec!r} is neither sefa:J nor an existing .npy/.pt file")
+    v = np.load(path) if path.suffix == ".npy" else torch.load(path, weights_only=True)
+    return torch.as_tensor(v).float().reshape(-1)
+
+
+def cmd_edit(args) -> int:
+    import ghfeat
+    from ._io import check_writable
+    from .editing import edit
+
+    check_writable(args.out, folder=False, what="--out")
+    if args.random_weights and (args.checkpoint or args.generator_checkpoint):
+        raise ValueError("give --checkpoint/--generator-checkpoint or --random-weights, not both")
+    if args.random_weights:
+        print("!! --random-weights: the encoder and generator are RANDOMLY INITIALISED; the grid is "
+              "meaningless (pipeline check only).", file=sys.stderr, flush=True)
+        enc = ghfeat.create_encoder(args.model)
+        gen = ghfeat.create_generator(enc.generator_name)
+    else:
+        enc = (ghfeat.create_encoder(args.model, checkpoint_path=args.checkpoint) if args.checkpoint
+               else ghfeat.create_encoder(args.model, pretrained=True))
+        gen = (ghfeat.create_generator(enc.generator_name, checkpoint_path=args.generator_checkpoint)
+               if args.generator_checkpoint else ghfeat.create_generator(enc.generator_name, pretrained=True))
+    direction = _load_direction(args.direction, gen, args.levels)
+    grid = edit([str(p) for p in args.images], direction, args.strengths, args.levels, encoder=enc,
+                generator=gen, out=args.out, resize=args.resize)
+    print(f"wrote {args.out}: {grid.shape[0]} images (rows) x strengths {args.strengths} (columns) at "
+          f"levels {args.levels}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -159,6 +215,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", default="features.npz")
     p.set_defaults(func=cmd_extract)
+    p = sub.add_parser("edit", help="edit images along a y-space direction -> PNG grid", parents=[common])
+    p.add_argument("images", nargs="+", type=Path, help="image files")
+    p.add_argument("--direction", default="sefa:0",
+                   help="sefa:J[:scale|shift|both] (closed-form, J = 0 strongest) or a .npy/.pt [2C] vector")
+    p.add_argument("--levels", type=int, nargs="+", required=True, help="paper levels to edit (1 = finest)")
+    p.add_argument("--strengths", type=float, nargs="+", default=[-3.0, -1.5, 0.0, 1.5, 3.0])
+    p.add_argument("--model", default="mnist32", help="encoder registry name (its paired generator is used)")
+    p.add_argument("--checkpoint", default=None, help="encoder weights (.safetensors or a saved folder)")
+    p.add_argument("--generator-checkpoint", default=None, help="generator weights")
+    p.add_argument("--random-weights", action="store_true", help="random weights (pipeline check only)")
+    p.add_argument("--resize", action="store_true", help="resize inputs to the model's input size")
+    p.add_argument("--out", default="edit.png")
+    p.set_defaults(func=cmd_edit)
+    sub.add_parser("export", help="export a model to ONNX / TorchScript / ExportedProgram (see `ghfeat export -h`)",
+                   add_help=False)
     sub.add_parser("convert", help="convert official weights (see `ghfeat convert -h`)", add_help=False)
     sub.add_parser("train", help="train an encoder or a generator (see `ghfeat train -h`)", add_help=False)
     sub.add_parser("eval", help="sample quality of an MNIST generator (see `ghfeat eval -h`)", add_help=False)
@@ -169,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_error(exc: BaseException) -> bool:
     from .pretrained import WeightsError
-    return isinstance(exc, (ValueError, TypeError, OSError, WeightsError))
+    return isinstance(exc, (ValueError, TypeError, OSError, ImportError, WeightsError))
 
 
 def main(argv=None) -> int:
@@ -189,6 +260,9 @@ def main(argv=None) -> int:
         if command == "download":
             from .download import download_main
             return download_main(argv[1:]) or 0
+        if command == "export":
+            from .export import export_main
+            return export_main(argv[1:]) or 0
         if command == "publish":
             from .publish import publish_main
             return publish_main(argv[1:]) or 0

@@ -18,6 +18,11 @@ accept anything ``ghfeat.load_images`` does. Image-level functions return float3
 * :func:`harmonize` - the paper's harmonization (Fig. 6): paste a patch onto a background, encode
   the stitched image and decode it; optionally keep some levels from the background's codes.
 * :func:`interpolate` - linear interpolation between codes (all levels or some).
+* :func:`sefa_directions` - closed-form editing directions in y space from the generator's weights
+  (the SeFa idea applied to the style codes), per level, no training or labels.
+* :func:`supervised_direction` - a linear classifier's unit normal on labelled codes (InterFaceGAN).
+* :func:`edit_codes`, :func:`edit` - move codes along a direction at some levels, decode a grid
+  (rows = images, columns = strengths; strength 0 = the plain reconstruction).
 """
 from __future__ import annotations
 
@@ -25,42 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .api import (_eval_mode, _model_device, _resolve_encoder, _resolve_generator, _style_dims_of, decode,
-                  encode, load_images, parse_levels)
+from ._codes import check_packed, mix_codes, parse_levels
+from ._models import eval_mode, get_model, model_device, resolve_encoder, resolve_generator, style_dims_of
+from .api import decode, encode, load_images, save_grid
 
 __all__ = ["mix_codes", "sample_codes", "global_edit", "local_edit", "local_edit_codes", "harmonize",
-           "paste_patch", "interpolate"]
-
-
-def _check_packed(codes, name: str, num_layers: int | None = None) -> torch.Tensor:
-    if not isinstance(codes, torch.Tensor) or codes.ndim != 3 or not codes.is_floating_point():
-        got = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
-        raise ValueError(f"{name} must be packed GH-Feat codes [N, L, 2*C_max] (float), got {got}")
-    if num_layers is not None and codes.shape[1] != num_layers:
-        raise ValueError(f"{name} has {codes.shape[1]} layers, expected {num_layers}")
-    return codes
-
-
-def mix_codes(content: torch.Tensor, style: torch.Tensor, levels, num_layers: int | None = None) -> torch.Tensor:
-    """Style mixing on codes: ``content`` with the rows of ``levels`` taken from ``style``.
-
-    Args:
-        content: ``[N, L, D]`` packed codes.
-        style: ``[N, L, D]`` or ``[1, L, D]`` (broadcast over N).
-        levels: paper levels (None = all, ``[]`` = none); level ``k`` replaces row ``L - k``.
-    Returns:
-        a new ``[N, L, D]`` tensor (inputs are not modified).
-    """
-    _check_packed(content, "content", num_layers)
-    _check_packed(style, "style", content.shape[1])
-    if style.shape[2] != content.shape[2] or style.shape[0] not in (1, content.shape[0]):
-        raise ValueError(f"style codes {tuple(style.shape)} do not match content codes {tuple(content.shape)} "
-                         "(style batch must be N or 1)")
-    L = content.shape[1]
-    rows = [L - k for k in parse_levels(levels, L, allow_empty=True)]
-    out = content.clone()
-    out[:, rows] = style[:, rows].to(out.dtype).expand(content.shape[0], -1, -1)
-    return out
+           "paste_patch", "interpolate", "consumer_weight", "sefa_directions", "supervised_direction", "edit_codes", "edit"]
 
 
 @torch.no_grad()
@@ -75,8 +50,8 @@ def sample_codes(generator: nn.Module, n: int, *, seed: int | None = None,
     from .models.generator import pack_styles
 
     g = torch.Generator().manual_seed(seed) if seed is not None else None
-    dev = _model_device(generator)
-    with _eval_mode(generator):
+    dev = model_device(generator)
+    with eval_mode(generator):
         z = torch.randn(n, generator.z_dim, generator=g).to(dev)
         w_plus = generator.mapping(z).unsqueeze(1).repeat(1, generator.num_layers, 1)
         if truncation_psi is not None and truncation_psi != 1:
@@ -90,8 +65,8 @@ def global_edit(images, levels, encoder="mnist32", generator=None, *, seed: int 
                 pretrained: bool = True) -> torch.Tensor:
     """Global editing (paper Fig. 4): each image's codes at ``levels`` are replaced by randomly
     sampled ones (:func:`sample_codes`). Returns ``[N, 3, R, R]`` float32 in [-1, 1]."""
-    enc = _resolve_encoder(encoder, pretrained, None)
-    gen = _resolve_generator(generator, enc, pretrained, None)
+    enc = resolve_encoder(encoder, pretrained, None)
+    gen = resolve_generator(generator, enc, pretrained, None)
     codes = encode(images, enc, input_range=input_range, resize=resize, progress=False)
     rand = sample_codes(gen, codes.shape[0], seed=seed, truncation_psi=truncation_psi).to(codes.device)
     return decode(mix_codes(codes, rand, levels), gen, progress=False).clamp(-1, 1)
@@ -139,8 +114,8 @@ def local_edit_codes(codes: torch.Tensor, ref_codes: torch.Tensor, mask, levels,
     ``codes``: ``[N, L, D]``; ``ref_codes``: ``[N, L, D]`` or ``[1, L, D]``; ``mask`` at image size R.
     """
     L = generator.num_layers
-    _check_packed(codes, "codes", L)
-    _check_packed(ref_codes, "ref_codes", L)
+    check_packed(codes, "codes", L)
+    check_packed(ref_codes, "ref_codes", L)
     if ref_codes.shape[0] not in (1, codes.shape[0]):
         raise ValueError(f"ref_codes batch {ref_codes.shape[0]} must be 1 or {codes.shape[0]}")
     if mode not in ("feature", "image"):
@@ -148,7 +123,7 @@ def local_edit_codes(codes: torch.Tensor, ref_codes: torch.Tensor, mask, levels,
                          f"(mix codes, then paste pixels), got {mode!r}")
     lv = parse_levels(levels, L)
     n, R = codes.shape[0], generator.resolution
-    dev, out_dev = _model_device(generator), codes.device
+    dev, out_dev = model_device(generator), codes.device
     m = _prepare_mask(mask, n, R, dev)
     y = codes.to(dev, torch.float32)
     yr = ref_codes.to(dev, torch.float32).expand(n, -1, -1)
@@ -158,10 +133,10 @@ def local_edit_codes(codes: torch.Tensor, ref_codes: torch.Tensor, mask, levels,
         return (m * mixed + (1 - m) * base).to(out_dev)
 
     syn = generator.synthesis
-    dims = _style_dims_of(generator)
+    dims = style_dims_of(generator)
     swap = {L - k for k in lv}
     last = max(swap)
-    with _eval_mode(generator), torch.inference_mode():
+    with eval_mode(generator), torch.inference_mode():
         x = syn.const.expand(n, -1, -1, -1)
         xr = x
         for i, layer in enumerate(syn.layers):
@@ -195,8 +170,8 @@ def local_edit(images, reference, mask, levels, encoder="mnist32", generator=Non
         ``[N, 3, R, R]`` float32 in [-1, 1]. A zero mask gives exactly the reconstruction; a full
         mask at level 1 (the last layer) gives exactly the reference's reconstruction.
     """
-    enc = _resolve_encoder(encoder, pretrained, None)
-    gen = _resolve_generator(generator, enc, pretrained, None)
+    enc = resolve_encoder(encoder, pretrained, None)
+    gen = resolve_generator(generator, enc, pretrained, None)
     codes = encode(images, enc, input_range=input_range, resize=resize, progress=False)
     if reference is None:
         ref = sample_codes(gen, codes.shape[0], seed=seed, truncation_psi=truncation_psi).to(codes.device)
@@ -251,8 +226,8 @@ def harmonize(background, patch, mask, encoder="mnist32", generator=None, *, bac
     Returns:
         harmonized ``[N, 3, R, R]`` float32 in [-1, 1] (and the composite).
     """
-    enc = _resolve_encoder(encoder, pretrained, None)
-    gen = _resolve_generator(generator, enc, pretrained, None)
+    enc = resolve_encoder(encoder, pretrained, None)
+    gen = resolve_generator(generator, enc, pretrained, None)
     size = getattr(enc, "input_spec", {}).get("size")
     bg = load_images(background, size=size, resize=resize, input_range=input_range)
     pt = load_images(patch, size=size, resize=resize, input_range=input_range).to(bg.device)
@@ -282,8 +257,8 @@ def interpolate(codes_a: torch.Tensor, codes_b: torch.Tensor, steps: int, levels
         ``[steps, N, L, D]``; ``[0]`` equals ``codes_a`` and ``[-1]`` equals ``codes_b`` on ``levels``.
         Decode a step with ``ghfeat.api.decode(out[i], generator)``.
     """
-    _check_packed(codes_a, "codes_a")
-    _check_packed(codes_b, "codes_b", codes_a.shape[1])
+    check_packed(codes_a, "codes_a")
+    check_packed(codes_b, "codes_b", codes_a.shape[1])
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
         raise ValueError(f"steps must be an int >= 2, got {steps!r}")
     L = codes_a.shape[1]
@@ -292,3 +267,212 @@ def interpolate(codes_a: torch.Tensor, codes_b: torch.Tensor, steps: int, levels
     out = (1 - t) * codes_a + t * b
     out[-1] = b          # exact end point
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Editing directions in y space
+# ------------------------------------------------------------------------------------------------
+
+def _as_generator(generator, pretrained: bool) -> nn.Module:
+    if isinstance(generator, str):
+        return get_model("generator", generator, pretrained)
+    if not isinstance(generator, nn.Module) or not hasattr(generator, "synthesis"):
+        raise TypeError(f"generator must be a registry name or a StyleGANGenerator, got {type(generator).__name__}")
+    return generator
+
+
+def consumer_weight(generator: nn.Module, level: int) -> torch.Tensor:
+    """The weight that first mixes the channels of level ``level``'s modulated features.
+
+    Layer ``i = L - level`` outputs ``h = norm(x) * (y_s + 1) + y_b``; the next thing that combines
+    its channels is layer ``i + 1``'s 3x3 convolution (for the last layer, level 1: the 1x1 ToRGB
+    conv). Returned as the effective (equalized-lr scaled) kernel ``[C_out, C_in, k, k]`` float64,
+    ``C_in = C_i``. The upsampling of layer ``i + 1`` (nearest, or the fused transposed conv, which
+    equals nearest then the flipped kernel) only repeats pixels, and blur / noise / bias come after
+    the conv and act per output channel, so the raw kernel is the whole channel-mixing map.
+    """
+    syn = generator.synthesis
+    L = syn.num_layers
+    i = L - parse_levels(level, L)[0]
+    conv = syn.to_rgb if i == L - 1 else syn.layers[i + 1].conv
+    return conv.weight.detach().double().cpu() * conv.weight_gain
+
+
+def sefa_directions(generator, level: int, *, part: str = "both", pretrained: bool = True):
+    """Closed-form editing directions for one level (SeFa, Shen & Zhou 2021, applied to y codes).
+
+    ``W`` is the level's :func:`consumer_weight` ``[C_out, C, k, k]``, read as the matrix
+    ``[C_out * k * k, C]`` (each input channel's whole kernel is a column); the directions are the
+    eigenvectors ``v`` (unit, in R^C) of ``M = W^T W = sum_taps W_tap^T W_tap``. Meaning: ``v^T M v``
+    is the output energy of the conv for an input change ``v * g(p)`` (one spatially white pattern
+    ``g`` in every channel), so the top ``v`` is the channel combination the next layer reacts to
+    most, as SeFa's top direction is for the style affine. Both halves of ``y_i`` enter the
+    modulated features as channel vectors (``y_s`` as ``norm(x) * v``, ``y_b`` as ``v``); ``part``
+    says how ``v`` is lifted to the ``2C`` numbers of ``y_i = (y_s, y_b)``:
+    ``"scale"`` -> ``(v, 0)``, ``"shift"`` -> ``(0, v)``, ``"both"`` (default) -> ``(v, v) / sqrt 2``.
+    Exact for level 1 with ``"shift"`` (ToRGB is 1x1 and linear: the image changes by ``W v``);
+    elsewhere the ranking is data-free, not exact (``norm(x)``'s channels are not one pattern; a
+    constant shift meets a 3x3 conv as ``sum_taps W_tap``, then lrelu and instance norm).
+
+    Returns:
+        ``(directions [C, 2C] float32, eigenvalues [C] float64)``: row ``j`` is the ``j``-th direction
+        (unit norm, rows orthonormal), sorted by eigenvalue, largest first; each eigenvector's sign is
+        fixed so that its largest-magnitude entry is positive. For level 1 (ToRGB, ``C_out`` = 1 or 3)
+        only the first ``C_out`` eigenvalues are non-zero: with ``part="shift"`` the other directions
+        leave the image exactly unchanged.
+    """
+    if part not in ("both", "scale", "shift"):
+        raise ValueError(f"part must be 'both', 'scale' (y_s) or 'shift' (y_b), got {part!r}")
+    gen = _as_generator(generator, pretrained)
+    w = consumer_weight(gen, level)
+    c = w.shape[1]
+    a = w.permute(0, 2, 3, 1).reshape(-1, c)            # [C_out * k * k, C]
+    vals, vecs = torch.linalg.eigh(a.T @ a)             # ascending
+    vals, vecs = vals.flip(0), vecs.flip(1).T           # rows = eigenvectors, largest first
+    idx = vecs.abs().argmax(dim=1)
+    vecs = vecs * torch.sign(vecs.gather(1, idx[:, None]))
+    zeros = torch.zeros_like(vecs)
+    dirs = {"scale": torch.cat([vecs, zeros], 1), "shift": torch.cat([zeros, vecs], 1),
+            "both": torch.cat([vecs, vecs], 1) / 2 ** 0.5}[part]
+    return dirs.float(), vals.clamp_min(0)
+
+
+def supervised_direction(features, labels, *, method: str = "logistic", l2: float = 1e-3,
+                         max_iter: int = 200):
+    """A linear classifier's unit normal on labelled codes (InterFaceGAN style).
+
+    Args:
+        features: ``{level: [N, 2C_k]}`` as :func:`ghfeat.extract` returns (the direction spans all
+            the levels given), or one ``[N, D]`` tensor.
+        labels: ``[N]`` with exactly two distinct values (bool, 0/1, or e.g. two digit classes); the
+            larger value is the positive side.
+        method: ``"logistic"`` (L2-regularised logistic regression, L-BFGS, deterministic) or
+            ``"lstsq"`` (ridge least squares on targets -1/+1, closed form). Codes are centred
+            first; the normal is in raw code units (so ``codes + s * n`` moves the decision value).
+        l2: ridge / weight-decay strength (per sample).
+    Returns:
+        same structure as ``features``: ``{level: [2C_k]}`` (jointly unit norm) or ``[D]``, float32,
+        pointing towards the positive label.
+    """
+    if method not in ("logistic", "lstsq"):
+        raise ValueError(f"method must be 'logistic' or 'lstsq', got {method!r}")
+    is_dict = isinstance(features, dict)
+    parts = list(features.values()) if is_dict else [features]
+    if not parts or any(not isinstance(p, torch.Tensor) or p.ndim != 2 for p in parts):
+        raise ValueError("features must be a [N, D] tensor or a {level: [N, 2C]} dict from ghfeat.extract")
+    x = torch.cat([p.detach().double().cpu() for p in parts], 1)
+    y = torch.as_tensor(labels).detach().cpu().reshape(-1)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"{x.shape[0]} codes but {y.shape[0]} labels")
+    classes = torch.unique(y)
+    if classes.numel() != 2:
+        raise ValueError(f"labels must take exactly two values (a binary attribute or a class pair), got "
+                         f"{classes.tolist()[:10]}; select two classes, e.g. labels == 3")
+    t = (y == classes[1]).double() * 2 - 1              # +1 = the larger label
+    x = x - x.mean(0)
+    n, d = x.shape
+    if method == "lstsq":
+        w = torch.linalg.solve(x.T @ x + l2 * n * torch.eye(d, dtype=x.dtype), x.T @ t)
+    else:
+        w = torch.zeros(d, dtype=x.dtype, requires_grad=True)
+        b = torch.zeros((), dtype=x.dtype, requires_grad=True)
+        opt = torch.optim.LBFGS([w, b], max_iter=max_iter, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = F.softplus(-t * (x @ w + b)).mean() + 0.5 * l2 * w.pow(2).sum()
+            loss.backward()
+            return loss
+        with torch.enable_grad():
+            opt.step(closure)
+        w = w.detach()
+    norm = w.norm()
+    if not torch.isfinite(norm) or norm == 0:
+        raise ValueError("the classifier found no direction (labels not separable from constant codes?)")
+    w = (w / norm).float()
+    if not is_dict:
+        return w
+    out, start = {}, 0
+    for k, p in features.items():
+        out[k] = w[start:start + p.shape[1]]
+        start += p.shape[1]
+    return out
+
+
+def _direction_rows(direction, levels, dims: list[int]) -> dict[int, torch.Tensor]:
+    """``direction`` ([2C] for every level in ``levels``, or ``{level: [2C_k]}``) -> ``{row: vector}``."""
+    L = len(dims)
+    if isinstance(direction, dict):
+        lv = parse_levels(list(direction) if levels is None else levels, L)
+        missing = [k for k in lv if k not in direction]
+        if missing:
+            raise ValueError(f"the direction has no vector for level(s) {missing} (it has {sorted(direction)})")
+        vecs = {k: torch.as_tensor(direction[k]) for k in lv}
+    else:
+        if levels is None:
+            raise ValueError("levels is required with a single direction vector (e.g. levels=[7, 8])")
+        vecs = {k: torch.as_tensor(direction) for k in parse_levels(levels, L)}
+    rows = {}
+    for k, v in vecs.items():
+        d = dims[L - k]
+        if v.ndim != 1 or v.shape[0] != d or not v.is_floating_point():
+            raise ValueError(f"level {k} codes have {d} numbers (y_s, y_b); the direction there has shape "
+                             f"{tuple(v.shape)}: give a float vector of length {d}")
+        if not torch.isfinite(v).all():
+            raise ValueError(f"the direction at level {k} contains NaN or Inf")
+        rows[L - k] = v
+    return rows
+
+
+def edit_codes(codes: torch.Tensor, direction, strengths, levels=None, *, style_dims=None) -> torch.Tensor:
+    """Move packed codes along ``direction`` at ``levels``: ``y_k + s * d_k`` for each strength ``s``.
+
+    Args:
+        codes: packed ``[N, L, D]``.
+        direction: ``[2C]`` (used at every level in ``levels``, which must all be that wide) or
+            ``{level: [2C_k]}`` (``levels`` defaults to its keys).
+        strengths: floats (a list or 1-D tensor), ``S`` of them.
+        style_dims: ``2C`` per layer (coarse first); default ``D`` everywhere. Pass the generator's
+            ``style_dims`` for models with narrower fine layers: the direction is tiled like the codes.
+    Returns:
+        ``[S, N, L, D]``; rows of levels not edited are exact copies of ``codes``; strength 0 gives
+        ``codes`` exactly.
+    """
+    check_packed(codes, "codes")
+    n, L, D = codes.shape
+    dims = [D] * L if style_dims is None else [int(d) for d in style_dims]
+    if len(dims) != L:
+        raise ValueError(f"style_dims has {len(dims)} layers but the codes have {L}")
+    s = torch.as_tensor(strengths, dtype=codes.dtype).reshape(-1)
+    if s.numel() == 0 or not torch.isfinite(s).all():
+        raise ValueError(f"strengths must be a non-empty list of finite numbers, got {strengths!r}")
+    out = codes.unsqueeze(0).repeat(s.numel(), 1, 1, 1)
+    for row, v in _direction_rows(direction, levels, dims).items():
+        tiled = v.to(codes.device, codes.dtype).repeat(D // v.shape[0])
+        out[:, :, row] = out[:, :, row] + s.to(codes.device).view(-1, 1, 1) * tiled
+    return out
+
+
+def edit(images, direction, strengths, levels=None, encoder="mnist32", generator=None, *, out=None,
+         input_range=None, resize: bool = False, pretrained: bool = True) -> torch.Tensor:
+    """Edit images along a y-space direction and decode a grid.
+
+    Args:
+        images: N images (anything ``load_images`` accepts).
+        direction: ``[2C]`` or ``{level: [2C_k]}`` (see :func:`edit_codes`); e.g. a row of
+            :func:`sefa_directions` or the output of :func:`supervised_direction`.
+        strengths: S numbers; 0 gives the plain reconstruction (bit for bit ``decode(encode(x))``).
+        levels: paper levels to edit (default: the direction dict's keys).
+        out: optional PNG path (rows = images, columns = strengths).
+    Returns:
+        ``[N, S, C, R, R]`` float32 in [-1, 1] (clamped), on the CPU.
+    """
+    enc = resolve_encoder(encoder, pretrained, None)
+    gen = resolve_generator(generator, enc, pretrained, None)
+    codes = encode(images, enc, input_range=input_range, resize=resize, progress=False)
+    edited = edit_codes(codes, direction, strengths, levels, style_dims=gen.style_dims)
+    cols = [decode(c, gen, progress=False).clamp(-1, 1).cpu() for c in edited]    # one decode per strength
+    grid = torch.stack(cols, dim=1)
+    if out is not None and grid.shape[0]:
+        save_grid(grid, out, nrow=grid.shape[1])
+    return grid

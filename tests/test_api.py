@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 import ghfeat
-from ghfeat import api
+from ghfeat import _models, api
 from ghfeat.api import level_to_layer, layer_to_level, parse_levels
 from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
 
@@ -303,7 +303,7 @@ def test_reconstruct_generator_resolution(enc, gen, monkeypatch):
         calls.append((kind, name, pretrained))
         return gen
 
-    monkeypatch.setattr(api, "_get_model", fake)
+    monkeypatch.setattr(_models, "get_model", fake)
     ghfeat.reconstruct(rand_images(1), encoder=enc)               # generator=None -> paired generator
     assert calls == [("generator", "stylegan-tiny32", True)]
     other = ghfeat.create_generator("stylegan-tiny32", fmap_max=16)     # other style widths
