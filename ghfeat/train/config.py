@@ -62,7 +62,7 @@ RECIPES = {
                           log_every=100),
         "encoder": dict(generator="stylegan-mnist32", encoder="mnist32", batch_size=32, lr=3e-4,
                         lr_decay_every=0.0, perceptual_weight=0.0, vgg_weights=None, flip=False,
-                        r1_gamma=0.01, r1_every=16,
+                        r1_gamma=0.01, r1_every=16, adv_weight=0.0,
                         total_steps=8_000, num_workers=1, num_threads=2, image_every=1000, ckpt_every=1000,
                         log_every=100),
     },
