@@ -195,6 +195,29 @@ def real_floor(data: str, n: int = 10_000, clf: MNISTClassifier | None = None) -
 
 
 @torch.no_grad()
+def reconstruction_quality(encoder, generator, data: str, n: int | None = 10_000, split: str = "test",
+                           batch_size: int = 250, clf: MNISTClassifier | None = None,
+                           progress: bool = False) -> dict[str, float]:
+    """How well ``G.synthesis(E(x))`` reconstructs ``n`` real digits of ``split`` (the GH-Feat
+    objective, measured): ``mse`` per pixel in [-1, 1] units (clamped reconstructions),
+    ``class_agreement`` (the classifier gives the reconstruction the input's class), ``fd`` of the
+    reconstructions against the test set, and ``mse_mean_image``, the MSE of always answering the
+    mean digit (what a model that ignored its input would score)."""
+    from .api import reconstruct
+    clf = clf or load_classifier()
+    x = _dataset_images(data, split, n)
+    rec = reconstruct(x, encoder=encoder, generator=generator, batch_size=batch_size,
+                      progress=progress)[:, :1].clamp(-1, 1)
+    _, pred_x, _ = classify(clf, x)
+    feats, pred_r, _ = classify(clf, rec)
+    mu, cov = gaussian_stats(feats)
+    return {"mse": float((rec - x).square().mean()),
+            "mse_mean_image": float((x - x.mean(0, keepdim=True)).square().mean()),
+            "class_agreement": float((pred_x == pred_r).mean()),
+            "fd": frechet_distance(mu, cov, *reference_stats(data, "test", clf)), "n": int(x.shape[0])}
+
+
+@torch.no_grad()
 def mean_image_gap(images: torch.Tensor, data: str) -> dict:
     """Where samples differ from the data on average: ``|mean(samples) - mean(test images)|`` per
     pixel (the place of a systematic artefact such as a blotch in a corner). Returns the largest gap,
@@ -312,13 +335,34 @@ def load_generator(spec: str):
     return create_generator(spec, pretrained=True).eval()
 
 
+def _load_discriminator(spec: str):
+    """A discriminator from a saved folder, a trainer checkpoint (its ``D``) or a registry name."""
+    if Path(spec).expanduser().exists():
+        from .train.package import _load
+        return _load(str(Path(spec).expanduser()), ("D",)).eval()
+    from ._registry import create_discriminator
+    return create_discriminator(spec, pretrained=True).eval()
+
+
+def _load_encoder(spec: str):
+    from ._io import load_model
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return load_model(path).eval()
+    if path.exists():
+        raise ValueError(f"cannot load an encoder from {path}: give a saved folder or a model name")
+    from ._registry import create_encoder
+    return create_encoder(spec, pretrained=True).eval()
+
+
 def eval_main(argv: list[str] | None = None) -> int:
     import argparse
     import json
     import sys
 
     ap = argparse.ArgumentParser(prog="ghfeat eval", description="Sample quality of an MNIST generator "
-                                 "(classifier Frechet distance, class entropy, confidence).")
+                                 "(classifier Frechet distance, class entropy, confidence) and "
+                                 "reconstruction quality of an encoder.")
     sub = ap.add_subparsers(dest="what", required=True)
     p = sub.add_parser("generator", help="score a generator against the MNIST test set")
     p.add_argument("generator", help="saved folder, trainer checkpoint ckpt-*.pt, or model name")
@@ -330,8 +374,15 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--diagnose", action="store_true",
                    help="also: where samples differ from the data on average (artefact location)")
-    p.add_argument("--discriminator", help="also check whether this D (folder/checkpoint) uses its "
+    p.add_argument("--discriminator", help="also check whether this D (folder, checkpoint or model name) uses its "
                    "minibatch-stddev statistic")
+    p = sub.add_parser("encoder", help="reconstruction quality of an encoder + generator on real digits")
+    p.add_argument("encoder", help="saved folder or model name (pretrained)")
+    p.add_argument("--generator", help="saved folder, checkpoint or model name (default: the encoder's pair)")
+    p.add_argument("--data", required=True, help="mnist:<root>")
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("-n", type=int, default=10_000, help="number of real digits (10,000)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p = sub.add_parser("train-classifier", help="train the MNIST classifier the metric uses")
     p.add_argument("--data", required=True, help="mnist:<root>")
     p.add_argument("--out", default=str(ASSET))
@@ -344,6 +395,14 @@ def eval_main(argv: list[str] | None = None) -> int:
             print(f"test top-1 {acc:.4f}; wrote {args.out}")
             return 0
         clf = load_classifier()
+        if args.what == "encoder":
+            E = _load_encoder(args.encoder)
+            G = load_generator(args.generator or E.generator_name)
+            r = reconstruction_quality(E, G, args.data, n=args.n, split=args.split, clf=clf, progress=True)
+            print(json.dumps(r) if args.json else
+                  f"{args.split} digits {r['n']}: reconstruction MSE {r['mse']:.4f} (mean-digit baseline "
+                  f"{r['mse_mean_image']:.4f}), class agreement {r['class_agreement']:.4f}, FD {r['fd']:.3f}")
+            return 0
         G = load_generator(args.generator)
         res = {"generator": generator_quality(G, args.data, n=args.n, seed=args.seed,
                                               truncation_psi=args.truncation_psi, clf=clf, progress=True)}
@@ -353,8 +412,8 @@ def eval_main(argv: list[str] | None = None) -> int:
         if args.diagnose:
             extra["mean_image_gap"] = mean_image_gap(generate(G, min(args.n, 5000), seed=args.seed), args.data)
         if args.discriminator:
-            from .train.package import _load
-            extra["discriminator_batch_check"] = batch_statistic_check(_load(args.discriminator, ("D",)), args.data)
+            extra["discriminator_batch_check"] = batch_statistic_check(_load_discriminator(args.discriminator),
+                                                                       args.data)
     except (ValueError, FileNotFoundError) as exc:
         print(f"ghfeat eval: {exc}", file=sys.stderr)
         return 2

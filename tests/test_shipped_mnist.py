@@ -1,0 +1,127 @@
+"""The shipped MNIST models (ghfeat/assets/mnist32) are real trained models.
+
+Each check is run on random weights of the same architecture too, and must fail there: a test that
+random weights pass says nothing about training. Bounds were measured on the shipped weights
+(docs/mnist.md) and leave a margin. Data: the ten bundled test digits and 400 training digits
+(40 per class) in tests/data/mnist_train_400.npz (MNIST, CC BY-SA 3.0).
+"""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import ghfeat
+from ghfeat import metrics
+from ghfeat.cli import _bundled_digits
+
+DIGITS = Path(__file__).parent / "data" / "mnist_train_400.npz"
+REC_MSE_BOUND = 0.15        # measured 0.036 on the shipped pair; random weights 1.21-1.48 (3 seeds)
+NCM_ACC_BOUND = 0.65        # measured 0.77 on the shipped encoder; random encoders 0.53-0.54 (3 seeds)
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:        # offline, with an empty cache: only the package
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("GHFEAT_OFFLINE", "1")
+        mp.setenv("GHFEAT_CACHE", str(tmp_path_factory.mktemp("cache")))
+        mp.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf")))
+        enc = ghfeat.create_encoder("mnist32", pretrained=True).eval()
+        gen = ghfeat.create_generator("stylegan-mnist32", pretrained=True).eval()
+        disc = ghfeat.create_discriminator("stylegan-mnist32", pretrained=True).eval()
+    return enc, gen, disc
+
+
+@pytest.fixture(scope="module")
+def random_pair():
+    torch.manual_seed(0)
+    return ghfeat.create_encoder("mnist32").eval(), ghfeat.create_generator("stylegan-mnist32").eval()
+
+
+def _rec_mse(enc, gen):
+    x = _bundled_digits()
+    return float((ghfeat.reconstruct(x, encoder=enc, generator=gen)[:, :1] - x[:, :1]).square().mean())
+
+
+def test_loads_offline_from_the_package(shipped):
+    enc, gen, disc = shipped
+    assert enc.in_channels == 1 and gen.num_channels == 1 and disc.num_channels == 1
+    assert gen.config["final_tanh"] is True
+    cfg = ghfeat.get_entry("encoder", "mnist32").pretrained_cfg
+    assert cfg.embedded_path and cfg.sha256 and cfg.license == "cc-by-sa-3.0"
+
+
+def test_reconstructs_the_bundled_test_digits(shipped, random_pair):
+    enc, gen, _ = shipped
+    assert _rec_mse(enc, gen) < REC_MSE_BOUND
+    assert _rec_mse(*random_pair) > REC_MSE_BOUND            # the bound is one random weights miss
+
+
+def _ncm_accuracy(enc) -> float:
+    """Nearest class mean on standardised GH-Feat features (all levels): fit on 300 digits, test on 100."""
+    data = np.load(DIGITS)
+    x = torch.from_numpy(data["images"])[:, None]            # uint8 [400, 1, 32, 32]
+    y = data["labels"].astype(np.int64)
+    f = ghfeat.extract(x, model=enc, flatten=True).numpy()
+    f = (f - f[:300].mean(0)) / (f[:300].std(0) + 1e-6)
+    means = np.stack([f[:300][y[:300] == c].mean(0) for c in range(10)])
+    pred = ((f[300:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
+    return float((pred == y[300:]).mean())
+
+
+def test_features_separate_digit_classes(shipped, random_pair):
+    assert _ncm_accuracy(shipped[0]) > NCM_ACC_BOUND
+    assert _ncm_accuracy(random_pair[0]) < NCM_ACC_BOUND
+
+
+def test_samples_are_diverse_digits(shipped, random_pair):
+    clf = metrics.load_classifier()
+    for G, good in ((shipped[1], True), (random_pair[1], False)):
+        _, pred, conf = metrics.classify(clf, metrics.generate(G, 500, seed=1))
+        ok = metrics.class_entropy(pred) > 1.9 and conf.mean() > 0.8
+        assert ok == good, (metrics.class_entropy(pred), conf.mean())
+
+
+def test_discriminator_prefers_real_digits(shipped):
+    _, gen, disc = shipped
+    real = _bundled_digits()[:8, :1]
+    noise = torch.rand(8, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert disc(real).mean() > disc(noise).mean()
+
+
+def test_main_job_runs_on_the_shipped_models(tmp_path, capsys):
+    from PIL import Image
+
+    from ghfeat.cli import main
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "RANDOMLY" not in out and "reconstruction MSE" in out
+    for name in ("reconstruction.png", "style_mixing.png", "samples.png"):
+        assert Image.open(tmp_path / "demo" / name).mode == "L"          # grayscale model, gray PNGs
+
+
+def _write_idx_test_split(root: Path, images: np.ndarray, labels: np.ndarray) -> str:
+    root.mkdir(parents=True, exist_ok=True)
+    n = len(images)
+    (root / "t10k-images-idx3-ubyte").write_bytes(
+        (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28)) + images.tobytes())
+    (root / "t10k-labels-idx1-ubyte").write_bytes((0x801).to_bytes(4, "big") + n.to_bytes(4, "big")
+                                                  + labels.astype(np.uint8).tobytes())
+    return f"mnist:{root}"
+
+
+def test_reconstruction_quality_on_real_digits(shipped, random_pair, tmp_path):
+    data = np.load(DIGITS)
+    spec = _write_idx_test_split(tmp_path / "mnist", np.ascontiguousarray(data["images"][:, 2:30, 2:30]),
+                                 data["labels"])               # back to 28x28: the loader pads by 2
+    x = torch.from_numpy(data["images"][:100]).float().div(127.5).sub(1)[:, None]
+    good = metrics.reconstruction_quality(shipped[0], shipped[1], spec, n=100)
+    rec = ghfeat.reconstruct(x, encoder=shipped[0], generator=shipped[1])[:, :1].clamp(-1, 1)
+    assert good["n"] == 100
+    assert good["mse"] == pytest.approx(float((rec - x).square().mean()), rel=1e-5)
+    assert good["mse_mean_image"] == pytest.approx(float(((x - x.mean(0)) ** 2).mean()), rel=1e-5)
+    assert good["mse"] < 0.3 * good["mse_mean_image"] and good["class_agreement"] > 0.9
+    bad = metrics.reconstruction_quality(*random_pair, spec, n=100)
+    assert bad["mse"] > bad["mse_mean_image"] and bad["class_agreement"] < 0.5
