@@ -307,3 +307,37 @@ def test_eval_every_logs_sample_quality(tmp_path):
     evals = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "eval/fd" in r]
     assert len(evals) == 1 and evals[0]["step"] == 2
     assert np.isfinite(evals[0]["eval/fd"]) and 0 <= evals[0]["eval/class_entropy"] <= np.log(10) + 1e-9
+
+
+# -- encoder initialisation (fine-tuning) -----------------------------------------------------------
+
+def test_encoder_init_from_checkpoint_or_pretrained(images, tmp_path):
+    from ghfeat.train.trainer import build_models
+    src = ghfeat.create_encoder("tiny32")
+    with torch.no_grad():
+        for p in src.parameters():
+            p.add_(0.5)                                     # weights no fresh init would have
+    ghfeat.save_model(src, tmp_path / "enc")
+    E = build_models(tiny("encoder", images, encoder_checkpoint=str(tmp_path / "enc")))["E"]
+    for (k, a), b in zip(src.state_dict().items(), E.state_dict().values()):
+        assert torch.equal(a, b), k
+    # the shipped MNIST encoder through encoder_pretrained (offline: it is in the package)
+    cfg = tiny("encoder", images, generator="stylegan-mnist32", encoder="mnist32", encoder_pretrained=True)
+    E = build_models(cfg)["E"]
+    ref = ghfeat.create_encoder("mnist32", pretrained=True)
+    assert all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), E.state_dict().values()))
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(encoder_checkpoint="x", encoder_pretrained=True), "not both"),
+    (dict(encoder="custom", encoder_pretrained=True), "registered encoder name"),
+    (dict(encoder_pretrained="yes"), "encoder_pretrained must be true or false"),
+])
+def test_encoder_init_options_validated(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        tiny("encoder", "x", **kw)
+
+
+def test_generator_task_refuses_encoder_init():
+    with pytest.raises(ValueError, match="for task='encoder'"):
+        tiny("generator", "x", encoder_checkpoint="e")

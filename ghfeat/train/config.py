@@ -109,6 +109,9 @@ class TrainConfig:
     generator_kwargs: dict = field(default_factory=dict)      # architecture overrides (registry)
     discriminator_kwargs: dict = field(default_factory=dict)
     encoder_kwargs: dict = field(default_factory=dict)
+    encoder_checkpoint: str | None = None   # E init (encoder task; fine-tuning): saved folder,
+                                            # .safetensors, or an encoder run's ckpt-*.pt (its E)
+    encoder_pretrained: bool = False        # E init from the encoder's registered pretrained weights
     allow_untrained: bool = False           # encoder task with random G/D (tests and smoke runs only)
 
     # -- optimisation --------------------------------------------------------------------------
@@ -304,7 +307,7 @@ class TrainConfig:
                                              and not isinstance(self.vgg_input_size, bool) and self.vgg_input_size >= 8),
              f"vgg_input_size must be an integer >= 8 or null, got {self.vgg_input_size!r}")
         for name in ("flip", "channels_last", "compile", "tf32", "sync_bn", "progress", "allow_untrained",
-                     "generator_pretrained"):
+                     "generator_pretrained", "encoder_pretrained"):
             need(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
         for name in ("data", "generator"):
             need(isinstance(getattr(self, name), str), f"{name} must be a string, got {getattr(self, name)!r}")
@@ -321,7 +324,15 @@ class TrainConfig:
                  "the encoder task needs a trained generator (it is the loss): set generator_checkpoint="
                  "<folder|.safetensors|ckpt-*.pt> or generator_pretrained=true (allow_untrained=true "
                  "runs with a random G, for tests only)")
+            need(not (self.encoder_checkpoint and self.encoder_pretrained),
+                 "give encoder_checkpoint or encoder_pretrained=true, not both")
+            need(not (self.encoder_pretrained and self.encoder == "custom"),
+                 "encoder_pretrained needs a registered encoder name, not 'custom' (use encoder_checkpoint)")
+            need(self.encoder_checkpoint is None or isinstance(self.encoder_checkpoint, str),
+                 f"encoder_checkpoint must be a path string, got {self.encoder_checkpoint!r}")
         if self.task == "generator":
+            need(not (self.encoder_checkpoint or self.encoder_pretrained),
+                 "encoder_checkpoint / encoder_pretrained are for task='encoder'")
             need(self.encoder is None, "encoder is not used by task='generator'; remove it")
         if errors:
             raise ValueError("invalid TrainConfig: " + (errors[0] if len(errors) == 1 else

@@ -133,7 +133,9 @@ def build_models(cfg: TrainConfig) -> dict[str, nn.Module]:
                   **cfg.encoder_kwargs}
         E = GHFeatEncoder(style_dims=G.style_dims, **kwargs)
     else:
-        E = create_encoder(cfg.encoder, **cfg.encoder_kwargs)
+        E = create_encoder(cfg.encoder, pretrained=cfg.encoder_pretrained, **cfg.encoder_kwargs)
+    if cfg.encoder_checkpoint:
+        _load_module_weights(E, cfg.encoder_checkpoint, ("E",))
     if list(E.style_dims) != list(G.style_dims) or E.input_size != G.resolution:
         raise ValueError(f"encoder {cfg.encoder!r} (style dims {list(E.style_dims)}, input "
                          f"{E.input_size}) does not fit generator {cfg.generator!r} (style dims "
