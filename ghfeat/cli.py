@@ -89,7 +89,10 @@ def cmd_list(args) -> int:
     for kind, name, desc in rows:
         if args.pretrained:
             from .pretrained import is_cached
-            desc = ("[cached] " if is_cached(kind, name) else "[downloads on first use] ") + desc
+            cfg = get_pretrained_cfg(kind, name)
+            tag = ("[in the package] " if cfg is not None and cfg.embedded_path else
+                   "[cached] " if is_cached(kind, name) else "[downloads on first use] ")
+            desc = tag + desc
         print(f"{kind:<14} {name:<22} {desc}")
         if args.pretrained:
             print(f"{'':<14} {'':<22} weights: {weights_availability(get_pretrained_cfg(kind, name))}")

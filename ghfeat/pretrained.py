@@ -252,16 +252,17 @@ def list_pretrained_cfgs(kind: str | None = None) -> list[PretrainedCfg]:
 
 def weights_availability(cfg: PretrainedCfg) -> str:
     """Where ``pretrained=True`` would get ``cfg``'s weights, checked locally (no network):
-    ``"embedded"``, ``"converted (in the ghfeat cache)"``, ``"download from the Hub"`` or
-    ``"not available: ghfeat convert <official file>"``."""
+    ``"in the package (no download)"``, ``"converted (in the ghfeat cache)"``, ``"download from
+    the Hub (...)"``, ``"downloads <official file> on first use ..."`` or ``"not available"``."""
     if cfg.embedded_path and (Path(__file__).resolve().parent / cfg.embedded_path).is_file():
-        return "embedded (ships with ghfeat)"
+        return "in the package (no download)"
     if (cache_dir() / cfg.kind / cfg.name / MANIFEST_NAME).is_file():
         return "converted (in the ghfeat cache)"
     if cfg.hf_hub_id and (cfg.pinned or _allow_unpinned()):
         return f"download from the Hub ({cfg.hf_hub_id})"
     if cfg.origin is not None:
-        return f"not available: needs `ghfeat convert {cfg.origin.file}`"
+        return (f"downloads the official {cfg.origin.file} on first use (or now: `ghfeat download "
+                f"{cfg.name}`; a copy you have: `ghfeat convert {cfg.origin.file}`)")
     return "not available"
 
 

@@ -60,7 +60,11 @@ def test_list_pretrained_says_where_weights_are(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GHFEAT_CACHE", str(tmp_path))
     assert main(["list", "--pretrained", "*ffhq*"]) == 0
     out = capsys.readouterr().out
-    assert "weights: not available: needs `ghfeat convert ghfeat-encoder-ffhq-256.pkl`" in out
+    assert ("weights: downloads the official ghfeat-encoder-ffhq-256.pkl on first use (or now: "
+            "`ghfeat download ffhq256`; a copy you have: `ghfeat convert ghfeat-encoder-ffhq-256.pkl`)") in out
+    assert main(["list", "--pretrained", "mnist32"]) == 0
+    out = capsys.readouterr().out
+    assert "[in the package]" in out and "weights: in the package (no download)" in out
     (tmp_path / "encoder" / "ffhq256").mkdir(parents=True)
     (tmp_path / "encoder" / "ffhq256" / "manifest.json").write_text("{}")
     assert main(["list", "--pretrained", "ffhq256", "--kind", "encoder"]) == 0
