@@ -17,7 +17,11 @@ training digits). Features per pixel:
 * ``pixels``: the raw 3x3 neighbourhood of the pixel (9 numbers) - the baseline;
 * ``backbone``: the encoder backbone's own maps ``[R4, R5, R6]``, upsampled bilinearly;
 * ``ghfeat``: spatial GH-Feat (:func:`ghfeat.extract_spatial`): the generator's feature map at each
-  level when it synthesises from the encoder's codes, upsampled bilinearly.
+  level when it synthesises from the encoder's codes, upsampled bilinearly, then standardised per
+  image and channel. The maps are AdaIN outputs, ``norm(x) * (y_s + 1) + y_b``: every image scales
+  and shifts every channel by its own style codes, so a pixel classifier fitted on one digit's maps
+  does not transfer to another's; the per-image standardisation removes that affine;
+* ``ghfeat-raw``: the same maps without it (``--kinds`` to add it).
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ import ghfeat
 from ghfeat.data import mnist_dataset
 
 NUM_CLASSES = 3
+KINDS = ("pixels", "backbone", "ghfeat", "ghfeat-raw")
 
 
 def build_models(name: str, checkpoint, generator_checkpoint, random_weights: bool):
@@ -74,17 +79,25 @@ def pixel_features(kind: str, x: torch.Tensor, enc, gen, levels) -> torch.Tensor
             maps = enc.forward_features(x)
         return torch.cat([F.interpolate(m, size=(R, R), mode="bilinear", align_corners=False) for m in maps], 1)
     maps = ghfeat.extract_spatial(x, levels=levels, model=enc, generator=gen, progress=False)
-    return torch.cat(list(maps.values()), 1)
+    f = torch.cat(list(maps.values()), 1)
+    if kind == "ghfeat":        # remove each image's per-channel AdaIN scale and shift (its style)
+        f = (f - f.mean((2, 3), keepdim=True)) / f.std((2, 3), keepdim=True).clamp_min(1e-6)
+    return f
 
 
 def train_classifier(feats: torch.Tensor, labels: torch.Tensor, steps: int, seed: int):
     """Softmax regression on pixels: ``feats [P, D]``, ``labels [P]`` -> (mean, std, linear layer)."""
     torch.manual_seed(seed)
-    mean, std = feats.mean(0), feats.std(0).clamp_min(1e-6)
+    mean, std = feats.mean(0), feats.std(0)
+    # a channel nearly constant over the few labelled pixels (N = 1) must not be blown up: floor the
+    # scale at a tenth of the average channel's
+    std = std.clamp_min(max(0.1 * float(std.mean()), 1e-6))
     z = (feats - mean) / std
     counts = torch.bincount(labels, minlength=NUM_CLASSES).float()
     weight = torch.where(counts > 0, counts.sum() / (NUM_CLASSES * counts.clamp_min(1)), torch.zeros(()))
     head = torch.nn.Linear(z.shape[1], NUM_CLASSES)
+    torch.nn.init.zeros_(head.weight)             # a channel the labelled pixels never move stays at 0
+    torch.nn.init.zeros_(head.bias)
     opt = torch.optim.Adam(head.parameters(), lr=0.05, weight_decay=1e-4)
     for _ in range(steps):
         opt.zero_grad()
@@ -126,6 +139,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=3, help="draws of the N training digits")
     ap.add_argument("--steps", type=int, default=300, help="Adam steps of the pixel classifier")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kinds", nargs="+", choices=KINDS, default=["pixels", "backbone", "ghfeat"],
+                    help="feature kinds to compare")
     ap.add_argument("--json", default=None, help="also write the results table here")
     args = ap.parse_args(argv)
     if min(args.shots) < 1 or args.limit < 1 or args.repeats < 1:
@@ -139,7 +154,7 @@ def main(argv=None) -> dict:
     test_y = make_labels(test_x, args.task)
     g = torch.Generator().manual_seed(args.seed)
     results = {}
-    for kind in ("pixels", "backbone", "ghfeat"):
+    for kind in args.kinds:
         for n in args.shots:
             scores = []
             for rep in range(args.repeats):

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from ghfeat.data import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC
@@ -58,3 +59,36 @@ def test_fewshot_smoke(tmp_path, capsys):
         assert set(row) == {1, 2} and all(0.0 <= v <= 1.0 for v in row.values())
     assert json.loads(out.read_text())["limit"] == 4
     assert "mean IoU" in capsys.readouterr().out
+
+
+def test_classifier_scale_floor_for_channels_constant_in_few_shots():
+    """With one labelled digit a channel can be (nearly) constant over its pixels; dividing by that
+    std would blow the channel up on test pixels. The scale is floored at 0.1 x the mean std."""
+    mod = load_example()
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(200, 4, generator=g)
+    feats[:, 3] = 5.0 + 1e-7 * torch.randn(200, generator=g)        # constant in the training pixels
+    labels = (feats[:, 0] > 0).long()
+    mean, std, head = mod.train_classifier(feats, labels, steps=50, seed=0)
+    assert torch.allclose(std[:3], feats[:, :3].std(0))              # ordinary channels: their own std
+    assert float(std[3]) == pytest.approx(0.1 * float(feats.std(0).mean()), rel=1e-5)
+    assert head.weight[:, 3].abs().max() < 1e-2                       # (Adam moves it by noise only)
+    test = torch.randn(100, 4, generator=g)                           # channel 3 now varies by O(1)
+    pred = head((test - mean) / std).argmax(1)
+    assert (pred == (test[:, 0] > 0).long()).float().mean() > 0.9
+
+
+def test_ghfeat_pixel_features_drop_each_images_channel_affine(monkeypatch):
+    """AdaIN gives every image its own per-channel scale and shift; 'ghfeat' removes them (two
+    images whose maps differ only by such an affine get the same features), 'ghfeat-raw' keeps them."""
+    mod = load_example()
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(1, 4, 8, 8, generator=g)
+    scale, shift = torch.rand(1, 4, 1, 1, generator=g) + 0.5, torch.randn(1, 4, 1, 1, generator=g)
+    maps = torch.cat([base, base * scale + shift])
+    monkeypatch.setattr(mod.ghfeat, "extract_spatial", lambda x, **kw: {1: maps[:, :2], 2: maps[:, 2:]})
+    f = mod.pixel_features("ghfeat", torch.zeros(2, 1, 8, 8), None, None, None)
+    torch.testing.assert_close(f[0], f[1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(f.mean((2, 3)), torch.zeros(2, 4), rtol=0, atol=1e-6)
+    raw = mod.pixel_features("ghfeat-raw", torch.zeros(2, 1, 8, 8), None, None, None)
+    torch.testing.assert_close(raw, maps)
