@@ -24,6 +24,7 @@ import copy
 import json
 import math
 import time
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -116,6 +117,35 @@ def train(model: GHFeatClassifier, mode: str, images: torch.Tensor, labels: torc
     return model
 
 
+def plot_results(results: dict[str, dict[str, float]], path, lo: float = 40.0) -> None:
+    """Bar chart of ``{labels: {mode: top1}}`` as a PNG (PIL only): one group per label count, one
+    bar per mode, the y axis from ``lo`` to 100%."""
+    from PIL import Image, ImageDraw
+    colours = {"frozen": (66, 133, 244), "finetune": (52, 168, 83), "scratch": (234, 67, 53)}
+    groups = list(results)
+    modes = [m for m in MODES if any(m in r for r in results.values())]
+    bw, gap, h, top, left = 28, 24, 220, 30, 40
+    width = left + len(groups) * (len(modes) * bw + gap) + gap
+    img = Image.new("RGB", (width, h + top + 40), "white")
+    d = ImageDraw.Draw(img)
+    y_of = lambda acc: top + h - (max(acc, lo) - lo) / (100 - lo) * h          # noqa: E731
+    for tick in range(int(lo), 101, 10):
+        d.line([(left - 4, y_of(tick)), (width - gap, y_of(tick))], fill=(225, 225, 225))
+        d.text((4, y_of(tick) - 6), f"{tick}%", fill="black")
+    for gi, n in enumerate(groups):
+        x0 = left + gap + gi * (len(modes) * bw + gap)
+        for mi, m in enumerate(modes):
+            if m in results[n]:
+                x = x0 + mi * bw
+                d.rectangle([x, y_of(results[n][m]), x + bw - 4, top + h], fill=colours[m])
+        d.text((x0, top + h + 6), f"{int(n):,} labels", fill="black")
+    for mi, m in enumerate(modes):
+        d.rectangle([left + mi * 90, 8, left + mi * 90 + 10, 18], fill=colours[m])
+        d.text((left + mi * 90 + 14, 6), m, fill="black")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="folder with the MNIST IDX files")
@@ -133,6 +163,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, help="torch CPU threads")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--plot", help="also draw the results as a bar chart (PNG) here")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -165,6 +196,9 @@ def main(argv=None) -> int:
     print(f"{'labels':>8}" + "".join(f"{m:>10}" for m in args.modes))
     for n, row in results.items():
         print(f"{n:>8}" + "".join(f"{row[m]:>9.2f}%" for m in args.modes))
+    if args.plot:
+        plot_results(results, args.plot)
+        print(f"wrote {args.plot}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"model": args.model, "checkpoint": args.checkpoint, "random_weights": args.random_weights,

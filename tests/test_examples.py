@@ -68,10 +68,11 @@ def test_finetune_classifier_script(tmp_path):
     root = _write_tiny_mnist(tmp_path / "mnist", n=40)
     ft = _example("finetune_classifier")
     assert ft.main(["--data", str(root), "--random-weights", "--labels", "20", "--steps", "2", "--epochs", "0",
-                    "--limit", "20", "--json", str(tmp_path / "f.json")]) == 0
+                    "--limit", "20", "--json", str(tmp_path / "f.json"), "--plot", str(tmp_path / "f.png")]) == 0
     res = json.loads((tmp_path / "f.json").read_text())
     assert set(res["top1"]["20"]) == {"frozen", "finetune", "scratch"}
     assert all(0 <= v <= 100 for v in res["top1"]["20"].values())
+    assert Image.open(tmp_path / "f.png").size[0] > 100
 
 
 def test_frozen_mode_leaves_the_encoder_unchanged():
