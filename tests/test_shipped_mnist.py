@@ -22,8 +22,10 @@ NCM_ACC_BOUND = 0.65        # measured 0.77 on the shipped encoder; random encod
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
+    from huggingface_hub import constants as hf_constants   # imported first: it reads the env once
     with pytest.MonkeyPatch.context() as mp:        # offline, with an empty cache: only the package
         mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setattr(hf_constants, "HF_HUB_OFFLINE", True)
         mp.setenv("GHFEAT_OFFLINE", "1")
         mp.setenv("GHFEAT_CACHE", str(tmp_path_factory.mktemp("cache")))
         mp.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf")))
