@@ -106,7 +106,8 @@ def main(argv=None) -> int:
     print(f"{'strength':>9} {args.attribute:>10} {'same class':>11}")
     for r in rows:
         print(f"{r['strength']:>9.1f} {r[args.attribute]:>10.3f} {r['same_class']:>10.1%}")
-    print(f"(real test digits: {args.attribute} {float(measure(x_eval, args.attribute).mean()):.3f})")
+    real_mean = float(measure(x_eval, args.attribute).mean())
+    print(f"(real test digits: {args.attribute} {real_mean:.3f})")
     show = x_eval[:args.n_show]
     path = out / f"supervised_{args.attribute}.png"
     editing.edit(show, direction, args.strengths, encoder=enc, generator=gen, out=path)
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
         with open(args.json, "w") as fh:
             json.dump({"model": args.model, "random_weights": args.random_weights, "attribute": args.attribute,
                        "levels": levels, "n_fit": len(x_fit), "n_eval": len(x_eval),
-                       "real_mean": float(measure(x_eval, args.attribute).mean()), "edits": rows}, fh, indent=2)
+                       "real_mean": real_mean, "edits": rows}, fh, indent=2)
     return 0
 
 

@@ -85,12 +85,12 @@ def main(argv=None) -> int:
     feats = ghfeat.extract(images, model=enc, batch_size=args.batch_size)
     levels = sorted(feats)
 
+    groups = level_groups(levels)
     results = {"pixels": precision_at_k(neighbours(images.flatten(1).float(), args.k), labels)}
     idx_of = {}
-    for name, group in level_groups(levels).items():
+    for name, group in groups.items():
         idx_of[name] = neighbours(torch.cat([feats[k] for k in group], 1), args.k)
         results[name] = precision_at_k(idx_of[name], labels)
-    groups = level_groups(levels)
     print(f"precision@{args.k} on {n} test digits (leave-one-out, {args.model}; chance about 10%):")
     for name, p in results.items():
         dims = "" if name == "pixels" else f"  levels {groups[name]}"

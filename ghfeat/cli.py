@@ -85,17 +85,16 @@ def cmd_list(args) -> int:
 
     rows = ghfeat.list_models(args.pattern, kind=args.kind, pretrained=args.pretrained, with_info=True)
     if args.pretrained:
-        from .pretrained import get_pretrained_cfg, weights_availability
+        from .pretrained import get_pretrained_cfg, is_cached, weights_availability
     for kind, name, desc in rows:
-        if args.pretrained:
-            from .pretrained import is_cached
-            cfg = get_pretrained_cfg(kind, name)
-            tag = ("[in the package] " if cfg is not None and cfg.embedded_path else
-                   "[cached] " if is_cached(kind, name) else "[downloads on first use] ")
-            desc = tag + desc
-        print(f"{kind:<14} {name:<22} {desc}")
-        if args.pretrained:
-            print(f"{'':<14} {'':<22} weights: {weights_availability(get_pretrained_cfg(kind, name))}")
+        if not args.pretrained:
+            print(f"{kind:<14} {name:<22} {desc}")
+            continue
+        cfg = get_pretrained_cfg(kind, name)
+        tag = ("[in the package]" if cfg.embedded_path else
+               "[cached]" if is_cached(kind, name) else "[downloads on first use]")
+        print(f"{kind:<14} {name:<22} {tag} {desc}")
+        print(f"{'':<14} {'':<22} weights: {weights_availability(cfg)}")
     if not rows:
         print(f"no model matches {args.pattern!r}")
     return 0

@@ -314,45 +314,26 @@ def save_classifier(model: MNISTClassifier, path: str | os.PathLike) -> Path:
 # command line: ghfeat eval ...
 # ------------------------------------------------------------------------------------------------
 
-def load_generator(spec: str):
-    """A generator from a saved folder, a trainer checkpoint (its ``G_ema``) or a registry name
-    (pretrained weights)."""
-    from ._io import load_model
+_CKPT_KEYS = {"generator": ("G_ema", "G"), "discriminator": ("D",), "encoder": ("E",)}
+
+
+def load_network(spec: str, kind: str = "generator"):
+    """A network in eval mode from a saved folder, a trainer checkpoint ``ckpt-*.pt`` (a generator
+    run's ``G_ema``, its ``D``, an encoder run's ``E``) or a registry name (pretrained weights)."""
     path = Path(spec).expanduser()
-    if path.is_dir():
-        return load_model(path)
-    if path.suffix in (".pt", ".pth"):
-        from .train.trainer import build_models, _load_module_weights
-        from .train import checkpoint as ck
-        from .train.config import TrainConfig
-        cfg = TrainConfig.from_dict(ck.load_checkpoint(path)["config"])
-        G = build_models(cfg)["G_ema" if cfg.task == "generator" else "G"]
-        _load_module_weights(G, str(path), ("G_ema", "G"))
-        return G.eval()
-    if path.exists():
-        raise ValueError(f"cannot load a generator from {path}: give a saved folder, a ckpt-*.pt or a model name")
-    from ._registry import create_generator
-    return create_generator(spec, pretrained=True).eval()
-
-
-def _load_discriminator(spec: str):
-    """A discriminator from a saved folder, a trainer checkpoint (its ``D``) or a registry name."""
-    if Path(spec).expanduser().exists():
+    if path.is_dir() or path.suffix in (".pt", ".pth"):
         from .train.package import _load
-        return _load(str(Path(spec).expanduser()), ("D",)).eval()
-    from ._registry import create_discriminator
-    return create_discriminator(spec, pretrained=True).eval()
-
-
-def _load_encoder(spec: str):
-    from ._io import load_model
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return load_model(path).eval()
+        return _load(str(path), _CKPT_KEYS[kind]).eval()
     if path.exists():
-        raise ValueError(f"cannot load an encoder from {path}: give a saved folder or a model name")
-    from ._registry import create_encoder
-    return create_encoder(spec, pretrained=True).eval()
+        raise ValueError(f"cannot load the {kind} from {path}: give a saved folder, a ckpt-*.pt or a model name")
+    from ._registry import create_discriminator, create_encoder, create_generator
+    create = {"generator": create_generator, "discriminator": create_discriminator, "encoder": create_encoder}[kind]
+    return create(spec, pretrained=True).eval()
+
+
+def load_generator(spec: str):
+    """:func:`load_network` for a generator."""
+    return load_network(spec, "generator")
 
 
 def eval_main(argv: list[str] | None = None) -> int:
@@ -377,7 +358,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--discriminator", help="also check whether this D (folder, checkpoint or model name) uses its "
                    "minibatch-stddev statistic")
     p = sub.add_parser("encoder", help="reconstruction quality of an encoder + generator on real digits")
-    p.add_argument("encoder", help="saved folder or model name (pretrained)")
+    p.add_argument("encoder", help="saved folder, trainer checkpoint ckpt-*.pt, or model name")
     p.add_argument("--generator", help="saved folder, checkpoint or model name (default: the encoder's pair)")
     p.add_argument("--data", required=True, help="mnist:<root>")
     p.add_argument("--split", default="test", choices=["train", "test"])
@@ -396,7 +377,7 @@ def eval_main(argv: list[str] | None = None) -> int:
             return 0
         clf = load_classifier()
         if args.what == "encoder":
-            E = _load_encoder(args.encoder)
+            E = load_network(args.encoder, "encoder")
             G = load_generator(args.generator or E.generator_name)
             r = reconstruction_quality(E, G, args.data, n=args.n, split=args.split, clf=clf, progress=True)
             print(json.dumps(r) if args.json else
@@ -412,7 +393,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         if args.diagnose:
             extra["mean_image_gap"] = mean_image_gap(generate(G, min(args.n, 5000), seed=args.seed), args.data)
         if args.discriminator:
-            extra["discriminator_batch_check"] = batch_statistic_check(_load_discriminator(args.discriminator),
+            extra["discriminator_batch_check"] = batch_statistic_check(load_network(args.discriminator, "discriminator"),
                                                                        args.data)
     except (ValueError, FileNotFoundError) as exc:
         print(f"ghfeat eval: {exc}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Trainer: config, a few CPU steps of both tasks, exact resume (in-process, SIGKILL, SIGTERM), 2-process gloo."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -341,3 +342,40 @@ def test_encoder_init_options_validated(kw, msg):
 def test_generator_task_refuses_encoder_init():
     with pytest.raises(ValueError, match="for task='encoder'"):
         tiny("generator", "x", encoder_checkpoint="e")
+
+
+# -- loading networks back from runs (ghfeat eval, the packager) ------------------------------------
+
+def test_load_network_from_an_encoder_run_checkpoint(images, tmp_path):
+    """An encoder run's checkpoint gives back its E and D, even when the files its config started
+    from (encoder_checkpoint) are gone; fp16 packaging writes those weights rounded, nothing else."""
+    from safetensors.torch import load_file
+
+    from ghfeat import metrics
+    from ghfeat.train import checkpoint as ck
+    from ghfeat.train.package import package
+    ghfeat.save_model(ghfeat.create_encoder("tiny32"), tmp_path / "init")
+    cfg = tiny("encoder", images, total_steps=2, encoder_checkpoint=str(tmp_path / "init"))
+    train(cfg, tmp_path / "run")
+    shutil.rmtree(tmp_path / "init")
+    ckpt_path = ck.find_latest_checkpoint(tmp_path / "run")
+    saved = ck.load_checkpoint(ckpt_path)["models"]
+    E = metrics.load_network(str(ckpt_path), "encoder")
+    assert not E.training
+    for k, v in E.state_dict().items():
+        assert torch.equal(v, saved["E"][k]), k
+    assert metrics.load_network(str(ckpt_path), "discriminator").num_channels == 3
+    G = metrics.load_network(str(ckpt_path), "generator")          # the run's frozen G
+    assert all(torch.equal(v, saved["G"][k]) for k, v in G.state_dict().items())
+    train(tiny("generator", images, total_steps=1), tmp_path / "grun")
+    with pytest.raises(ValueError, match=r"holds none of \['E'\]"):
+        metrics.load_network(str(ck.find_latest_checkpoint(tmp_path / "grun")), "encoder")
+    (tmp_path / "w.safetensors").write_bytes(b"x")
+    with pytest.raises(ValueError, match="give a saved folder, a ckpt-\\*.pt or a model name"):
+        metrics.load_network(str(tmp_path / "w.safetensors"), "encoder")
+    out = package(tmp_path / "assets", None, str(ckpt_path), None)
+    assert set(out) == {"encoder"}
+    packed = load_file(str(out["encoder"][0]))
+    for k, v in saved["E"].items():
+        if v.is_floating_point():
+            assert packed[k].dtype == torch.float16 and torch.equal(packed[k], v.half()), k

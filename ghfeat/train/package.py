@@ -34,10 +34,15 @@ def _load(source: str, keys: tuple[str, ...]):
     ckpt = ck.load_checkpoint(path)
     if ckpt.get("format") != CKPT_FORMAT:
         raise ValueError(f"{path} is not a ghfeat trainer checkpoint")
+    key = next((k for k in keys if k in ckpt.get("models", {})), None)
+    if key is None:
+        raise ValueError(f"{path} holds none of {list(keys)} (it has {sorted(ckpt.get('models', {}))}); "
+                         "give a checkpoint of the run that trained this network")
     cfg = TrainConfig.from_dict(ckpt["config"])
-    models = build_models(cfg.replace(allow_untrained=True, generator_checkpoint=None)
-                          if cfg.task == "encoder" else cfg)
-    key = next(k for k in keys if k in ckpt["models"])
+    if cfg.task == "encoder":     # architecture only: the weights come from the checkpoint
+        cfg = cfg.replace(allow_untrained=True, generator_checkpoint=None, generator_pretrained=False,
+                          discriminator_checkpoint=None, encoder_checkpoint=None, encoder_pretrained=False)
+    models = build_models(cfg)
     models[key].load_state_dict(ckpt["models"][key])
     return models[key]
 
