@@ -236,6 +236,27 @@ def _mnist_entries() -> list[PretrainedCfg]:
     return out
 
 
+# The raw (non-EMA) generator of a shipped GAN, so that `ghfeat train generator
+# generator_pretrained=true` continues the run where it stopped (G, G_ema and D; docs/training.md).
+# name -> (package-relative file, sha256)
+_RAW_GENERATORS: dict[str, tuple[str, str]] = {}
+
+
+def raw_generator_path(name: str) -> Path | None:
+    """The verified file of generator ``name``'s raw training weights (not the EMA the registry
+    loads), or None when the entry ships none."""
+    if name not in _RAW_GENERATORS:
+        return None
+    rel, sha = _RAW_GENERATORS[name]
+    path = Path(__file__).resolve().parent / rel
+    if not path.is_file():
+        raise WeightsNotFoundError(f"the raw generator weights of {name!r} ({path}) are missing from the "
+                                   "installation; reinstall ghfeat (pip install --force-reinstall ghfeat)")
+    _verify_sha256(path, sha, f"packaged raw generator of {name!r}",
+                   "Reinstall ghfeat (pip install --force-reinstall ghfeat).")
+    return path
+
+
 _PRETRAINED: dict[tuple[str, str], PretrainedCfg] = {
     (c.kind, c.name): c for c in _official_entries() + _mnist_entries()}
 

@@ -9,7 +9,7 @@
 Formulas, defaults and weight sources: docs/losses.md.
 """
 from .adversarial import (ADVERSARIAL_LOSSES, AdversarialLoss, LogisticR1Loss, WGANGPLoss,
-                          encoder_loss, get_adversarial_loss, pixel_mse, real_gradient_penalty)
+                          code_regression_loss, encoder_loss, get_adversarial_loss, pixel_mse, real_gradient_penalty)
 from .perceptual import (PREPROCESS_PRESETS, VGG16Features, VGGPerceptualLoss, VGGPreprocess,
                          load_vgg16_conv_state_dict)
 
@@ -18,4 +18,5 @@ __all__ = [
     "load_vgg16_conv_state_dict",
     "AdversarialLoss", "LogisticR1Loss", "WGANGPLoss", "ADVERSARIAL_LOSSES",
     "get_adversarial_loss", "real_gradient_penalty", "pixel_mse", "encoder_loss",
+    "code_regression_loss",
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -211,3 +211,28 @@ def encoder_loss(x: torch.Tensor, x_rec: torch.Tensor,
         logs["e/adv"] = g
     logs["e/loss"] = loss
     return loss, {k: v.detach() for k, v in logs.items()}
+
+
+def code_regression_loss(pred: Sequence[torch.Tensor], target: Sequence[torch.Tensor],
+                         scale: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    """Code regression on the generator's own samples: for ``x = G(w)`` whose per-layer styles
+    ``y_i = A_i(w_i)`` are known, ``mean_i mean(((E(x)_i - y_i) / s_i)^2)``, averaged over layers.
+
+    Args:
+        pred, target: per-layer codes, lists of ``[N, 2C_i]`` (target detached).
+        scale: per-layer ``[2C_i]`` std of the codes (``None`` = 1): makes the term scale-free.
+    Returns:
+        the loss ``[]``: 1 for a prediction off by one standard deviation in every dimension.
+    """
+    if len(pred) != len(target) or not pred:
+        raise ValueError(f"pred and target must be lists of the same number of layers, got {len(pred)} and "
+                         f"{len(target)}")
+    terms = []
+    for i, (p, t) in enumerate(zip(pred, target)):
+        if p.shape != t.shape:
+            raise ValueError(f"layer {i}: prediction {tuple(p.shape)} vs target {tuple(t.shape)}")
+        d = p.float() - t.detach().float()
+        if scale is not None:
+            d = d / scale[i]
+        terms.append(d.square().mean())
+    return torch.stack(terms).mean()

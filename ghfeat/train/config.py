@@ -133,6 +133,9 @@ class TrainConfig:
     vgg_weights: str | None = "imagenet"    # "imagenet" | path | "random" (tests); None: no VGG term
     vgg_input_size: int | None = None       # resize before VGG (official 256 = its data size)
     flip: bool | None = None                # random horizontal flip of reals (encoder: on; generator: off)
+    code_weight: float = 0.0                # encoder: code regression on G's own samples, x = G(w) ->
+                                            # target y = G's styles of w (keeps codes on G's manifold)
+    code_batch: int = 0                     # encoder: generated images per micro-batch (0 = batch_size)
     style_mixing_prob: float = 0.9          # generator: StyleGAN v1 style mixing
     mode_seeking_weight: float = 0.0        # generator: MSGAN regulariser against collapse (0 = official)
     randomize_noise: bool = True            # generator: fresh per-pixel noise (official); False = stored
@@ -279,7 +282,7 @@ class TrainConfig:
                  f"{name} must be an integer >= 1, got {v!r}")
         for name in ("log_every", "image_every", "ckpt_every", "keep_checkpoints", "num_workers", "sample_n", "seed",
                      "eval_every", "eval_n",
-                     "num_threads"):
+                     "num_threads", "code_batch"):
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                  f"{name} must be an integer >= 0, got {v!r}")
@@ -296,7 +299,8 @@ class TrainConfig:
              f"lr_decay_rate must be a number in (0, 1], got {self.lr_decay_rate!r}")
         need(num(self.lr_decay_every) and self.lr_decay_every >= 0,
              f"lr_decay_every must be a finite number >= 0 (0 = constant lr), got {self.lr_decay_every!r}")
-        for name in ("r1_gamma", "gp_weight", "adv_weight", "perceptual_weight", "ema_kimg", "mode_seeking_weight"):
+        for name in ("r1_gamma", "gp_weight", "adv_weight", "perceptual_weight", "ema_kimg", "mode_seeking_weight",
+                     "code_weight"):
             v = getattr(self, name)
             need(num(v) and v >= 0, f"{name} must be a finite number >= 0, got {v!r}")
         need(num(self.style_mixing_prob) and 0 <= self.style_mixing_prob <= 1,

@@ -104,6 +104,8 @@ def build_models(cfg: TrainConfig) -> dict[str, nn.Module]:
         G.validate_inputs = False        # codes are made here, not by a user; the check syncs the GPU
         G_ema = copy.deepcopy(G).eval()
         requires_grad(G_ema, False)
+        if cfg.generator_pretrained or cfg.generator_checkpoint:
+            _continue_generator(cfg, G, G_ema, D, d_name)
         return {"G": G, "D": D, "G_ema": G_ema}
 
     G = create_generator(cfg.generator, pretrained=cfg.generator_pretrained, **cfg.generator_kwargs)
@@ -147,6 +149,52 @@ def build_models(cfg: TrainConfig) -> dict[str, nn.Module]:
                          "in_channels (1 for grayscale data such as MNIST)")
     E.validate_inputs = False        # data are in range by construction; the check syncs the GPU
     return {"G": G, "D": D, "E": E}
+
+
+def _continue_generator(cfg: TrainConfig, G: nn.Module, G_ema: nn.Module, D: nn.Module, d_name: str) -> None:
+    """Start a generator run from trained weights (training that continues across sessions).
+
+    * ``generator_pretrained``: the registry entry's ``G_ema`` (its published generator), its raw
+      ``G`` when the entry ships one (``pretrained.raw_generator_path``; else ``G = G_ema``) and its
+      discriminator;
+    * ``generator_checkpoint``: a generator run's ``ckpt-*.pt`` (its ``G``, ``G_ema`` and ``D``) or
+      a saved generator folder / ``.safetensors`` (``G = G_ema`` = that file; ``D`` from
+      ``discriminator_checkpoint`` or the folder's sibling ``discriminator/``).
+
+    The optimizer state starts fresh. A discriminator is required: a trained G against a random D
+    forgets what it learned while D catches up.
+    """
+    from .._registry import create_discriminator, create_generator
+    from ..pretrained import raw_generator_path
+    if cfg.generator_pretrained:
+        trained = create_generator(cfg.generator, pretrained=True)
+        G_ema.load_state_dict(trained.state_dict())
+        raw = raw_generator_path(cfg.generator)
+        if raw is not None:
+            _load_module_weights(G, str(raw), ("G",))
+        else:
+            G.load_state_dict(trained.state_dict())
+        d_source = cfg.discriminator_checkpoint
+        if d_source is None:
+            if not _has_pretrained("discriminator", d_name):
+                raise ValueError(f"generator_pretrained: {d_name!r} has no pretrained discriminator to continue "
+                                 "against; set discriminator_checkpoint=<folder|.safetensors|ckpt-*.pt>")
+            D.load_state_dict(create_discriminator(d_name, pretrained=True).state_dict())
+        else:
+            _load_module_weights(D, d_source, ("D",))
+        return
+    source = Path(cfg.generator_checkpoint)
+    _load_module_weights(G_ema, str(source), ("G_ema", "G"))
+    _load_module_weights(G, str(source), ("G", "G_ema"))
+    d_source = cfg.discriminator_checkpoint
+    if d_source is None and source.suffix in (".pt", ".pth"):
+        d_source = str(source)
+    if d_source is None and source.is_dir() and (source.parent / "discriminator" / "model.safetensors").is_file():
+        d_source = str(source.parent / "discriminator")
+    if d_source is None:
+        raise ValueError(f"generator_checkpoint={source}: no discriminator to continue against; set "
+                         "discriminator_checkpoint=<folder|.safetensors|ckpt-*.pt>")
+    _load_module_weights(D, d_source, ("D",))
 
 
 def _has_pretrained(kind: str, name: str) -> bool:
@@ -455,8 +503,38 @@ class Trainer:
             self.log_sums[k] = self.log_sums[k] + v if k in self.log_sums else v
             self._keys_this_step.add(k)
 
+    @torch.no_grad()
+    def _generated_batch(self, n: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``n`` samples of the frozen G with their true codes: ``x = G.synthesis(y)`` (stored noise,
+        no truncation; with probability ``style_mixing_prob`` a per-sample crossover of two latents,
+        so mixed codes are seen too) and ``y`` = G's per-layer styles ``[n, 2C_i]``."""
+        G, L = self.G, self.G.num_layers
+        z = torch.randn(2, n, G.z_dim, device=self.device)
+        w = G.mapping(z.flatten(0, 1)).view(2, n, 1, -1)
+        crossover = torch.randint(1, L, (n, 1, 1), device=self.device)
+        mix = torch.rand(n, 1, 1, device=self.device) < self.cfg.style_mixing_prob
+        second = mix & (torch.arange(L, device=self.device).view(1, L, 1) >= crossover)
+        w_plus = torch.where(second, w[1], w[0])                        # [n, L, w_dim]
+        ys = G.synthesis.styles_from_w(w_plus)
+        x = G.synthesis(styles=ys, randomize_noise=False, validate=False)
+        if self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, ys
+
+    def _code_scale(self) -> list[torch.Tensor]:
+        """Per-dimension std of G's style codes (4,096 samples with a fixed seed, no global RNG):
+        the code term is scale-free, each dimension weighted by 1 / its variance."""
+        if getattr(self, "_code_std", None) is None:
+            with torch.no_grad(), torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                torch.manual_seed(self.cfg.seed + 777)
+                w = self.G.mapping(torch.randn(4096, self.G.z_dim, device=self.device))
+                ys = self.G.synthesis.styles_from_w(w.unsqueeze(1).expand(-1, self.G.num_layers, -1))
+                self._code_std = [y.float().std(0).clamp(min=1e-4) for y in ys]
+        return self._code_std
+
     def _encoder_step(self, batches: list[torch.Tensor]) -> None:
-        from ..losses import encoder_loss
+        from ..losses import code_regression_loss, encoder_loss
+        from ..models.generator import unpack_styles
         E, D, cfg = self.models["E"], self.D, self.cfg
         use_adv = cfg.adv_weight > 0
         # E step: G frozen, D frozen, gradient flows through G and D into E
@@ -466,11 +544,21 @@ class Trainer:
         fakes = []
         with self.timer("E_step"):
             for x in batches:
+                n = x.shape[0]
+                if cfg.code_weight > 0:         # real and generated in one pass: one set of BN statistics
+                    x_gen, y_gen = self._generated_batch(cfg.code_batch or n)
                 with self._autocast():
-                    x_rec = self.G.synthesis(styles=E(x), randomize_noise=False)
+                    codes = E(torch.cat([x, x_gen]) if cfg.code_weight > 0 else x)
+                    x_rec = self.G.synthesis(styles=codes[:n], randomize_noise=False)
                     loss, logs = encoder_loss(x, x_rec, self.vgg, D if use_adv else None,
                                               perceptual_weight=cfg.perceptual_weight,
                                               adv_weight=cfg.adv_weight, adv=self.adv)
+                    if cfg.code_weight > 0:
+                        code = code_regression_loss(unpack_styles(codes[n:], self.G.style_dims), y_gen,
+                                                    self._code_scale())
+                        loss = loss + cfg.code_weight * code
+                        logs["e/code"] = code.detach()
+                        logs["e/loss"] = loss.detach()
                 self._backward(loss)
                 self._accumulate_logs(logs)
                 fakes.append(x_rec.detach())
