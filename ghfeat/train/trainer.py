@@ -508,18 +508,21 @@ class Trainer:
         """``n`` samples of the frozen G with their true codes: ``x = G.synthesis(y)`` (stored noise,
         no truncation; with probability ``style_mixing_prob`` a per-sample crossover of two latents,
         so mixed codes are seen too) and ``y`` = G's per-layer styles ``[n, 2C_i]``."""
-        G, L = self.G, self.G.num_layers
-        z = torch.randn(2, n, G.z_dim, device=self.device)
-        w = G.mapping(z.flatten(0, 1)).view(2, n, 1, -1)
-        crossover = torch.randint(1, L, (n, 1, 1), device=self.device)
-        mix = torch.rand(n, 1, 1, device=self.device) < self.cfg.style_mixing_prob
-        second = mix & (torch.arange(L, device=self.device).view(1, L, 1) >= crossover)
-        w_plus = torch.where(second, w[1], w[0])                        # [n, L, w_dim]
-        ys = G.synthesis.styles_from_w(w_plus)
-        x = G.synthesis(styles=ys, randomize_noise=False, validate=False)
+        ys = self.G.synthesis.styles_from_w(self._sample_w_plus(n))
+        x = self.G.synthesis(styles=ys, randomize_noise=False, validate=False)
         if self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, ys
+
+    def _sample_w_plus(self, n: int) -> torch.Tensor:
+        """``[n, L, w_dim]``: each sample's w repeated over the layers, or with probability
+        ``style_mixing_prob`` a second latent's w from a random crossover layer (1..L-1) on."""
+        G, L = self.G, self.G.num_layers
+        w = G.mapping(torch.randn(2 * n, G.z_dim, device=self.device)).view(2, n, 1, -1)
+        crossover = torch.randint(1, L, (n, 1, 1), device=self.device)
+        mix = torch.rand(n, 1, 1, device=self.device) < self.cfg.style_mixing_prob
+        second = mix & (torch.arange(L, device=self.device).view(1, L, 1) >= crossover)
+        return torch.where(second, w[1], w[0])
 
     def _code_scale(self) -> list[torch.Tensor]:
         """Per-dimension std of G's style codes (4,096 samples with a fixed seed, no global RNG):
