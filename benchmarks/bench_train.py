@@ -46,8 +46,17 @@ def settings(device: torch.device) -> list[tuple[str, str, dict]]:
         ("gen-128ch", "generator", dict(generator="stylegan-mnist32",
                                         generator_kwargs=dict(fmap_base=2048, fmap_max=128),
                                         discriminator_kwargs=dict(fmap_base=2048, fmap_max=128))),
+        ("gen-b128", "generator", dict(batch_size=128)),
+        ("gen-b128-bf16", "generator", dict(batch_size=128, precision="bf16")),
+        ("gen-b128-bf16-cl", "generator", dict(batch_size=128, precision="bf16", channels_last=True)),
+        ("gen-b128-bf16-compile", "generator", dict(batch_size=128, precision="bf16", compile=True)),
+        ("gen-b128-compile", "generator", dict(batch_size=128, compile=True)),
         ("enc-recipe", "encoder", {}),
         ("enc-recipe-bf16", "encoder", dict(precision="bf16")),
+        ("enc-b128", "encoder", dict(batch_size=128)),
+        ("enc-b128-bf16", "encoder", dict(batch_size=128, precision="bf16")),
+        ("enc-b128-bf16-compile", "encoder", dict(batch_size=128, precision="bf16", compile=True)),
+        ("enc-b128-compile", "encoder", dict(batch_size=128, compile=True)),
         ("enc-with-vgg", "encoder", dict(perceptual_weight=5e-5, vgg_weights="random")),
     ]
     if device.type == "cuda":
@@ -91,7 +100,8 @@ def bench(name: str, task: str, overrides: dict, data: str, iters: int) -> dict:
         dev, B, R, C = tr.device, cfg.batch_size, tr.G.resolution, tr.G.num_channels
         x = torch.rand(B, C, R, R, device=dev) * 2 - 1
         step = lambda: tr.train_step([x])  # noqa: E731
-        step()                                                  # warm-up (allocator, lazy init)
+        for _ in range(cfg.r1_every + 1 if cfg.compile else 1):  # warm-up (allocator, lazy init, compile)
+            step()
         with FlopCount() as counter:
             for _ in range(cfg.r1_every):                       # one full lazy-R1 cycle
                 step()

@@ -138,3 +138,20 @@ def test_generator_continues_from_the_registry(images, tmp_path):
     from ghfeat.pretrained import WeightsNotFoundError
     with pytest.raises(WeightsNotFoundError, match="no pretrained weights"):
         build_models(tiny("generator", images, generator_pretrained=True))
+
+
+def test_package_ships_the_raw_generator_beside_the_ema(images, tmp_path):
+    """The packager writes G_ema, the raw G and D of a generator run (fp16), so that the next
+    session continues the run from the package alone."""
+    from ghfeat._io import read_safetensors
+    from ghfeat.train.package import package
+    tr = Trainer(tiny("generator", images, total_steps=2, ema_kimg=0.01), tmp_path / "run")
+    tr.run()
+    ckpt = sorted((tmp_path / "run" / "checkpoints").glob("ckpt-*.pt"))[-1]
+    shas = package(tmp_path / "out", str(ckpt), None, None)
+    assert set(shas) == {"generator", "generator_raw", "discriminator"}
+    for kind, name in (("generator", "G_ema"), ("generator_raw", "G"), ("discriminator", "D")):
+        state = read_safetensors(tmp_path / "out" / f"{kind}.safetensors")
+        for key, ref in tr.models[name].state_dict().items():
+            assert state[key].dtype == torch.float16
+            torch.testing.assert_close(state[key].float(), ref.half().float(), rtol=0, atol=0, msg=f"{kind}.{key}")

@@ -318,10 +318,14 @@ class StyleGANGenerator(HubMixin, nn.Module):
             with torch.no_grad():
                 self.w_avg.copy_(w.detach().float().mean(0).lerp(self.w_avg, self.w_avg_beta))
         w_plus = w.unsqueeze(1).repeat(1, L, 1)
-        if self.training and self.style_mixing_prob > 0 and torch.rand(()) < self.style_mixing_prob:
+        if self.training and self.style_mixing_prob > 0:
+            # one crossover per batch (official), as tensors: no Python branch on a random draw,
+            # so torch.compile traces one graph (the second latent is mapped either way)
             w2 = self.mapping(torch.randn_like(z))
-            crossover = int(torch.randint(1, L, ()))
-            w_plus = torch.cat([w_plus[:, :crossover], w2.unsqueeze(1).repeat(1, L - crossover, 1)], 1)
+            crossover = torch.randint(1, L, (), device=z.device)
+            crossover = torch.where(torch.rand((), device=z.device) < self.style_mixing_prob, crossover, L)
+            second = torch.arange(L, device=z.device).view(1, L, 1) >= crossover
+            w_plus = torch.where(second, w2.unsqueeze(1), w_plus)
         w_plus = self.truncate(w_plus, truncation_psi, truncation_cutoff)
         img = self.synthesis(w_plus=w_plus, randomize_noise=randomize_noise, validate=False)
         return (img, w_plus) if return_w else img

@@ -136,6 +136,8 @@ class TrainConfig:
     code_weight: float = 0.0                # encoder: code regression on G's own samples, x = G(w) ->
                                             # target y = G's styles of w (keeps codes on G's manifold)
     code_batch: int = 0                     # encoder: generated images per micro-batch (0 = batch_size)
+    freeze_bn: bool = False                 # encoder: BatchNorm uses its running statistics in training
+                                            # (fine-tuning; train == eval, no batch-composition effects)
     style_mixing_prob: float = 0.9          # generator: StyleGAN v1 style mixing
     mode_seeking_weight: float = 0.0        # generator: MSGAN regulariser against collapse (0 = official)
     randomize_noise: bool = True            # generator: fresh per-pixel noise (official); False = stored
@@ -310,7 +312,7 @@ class TrainConfig:
         need(self.vgg_input_size is None or (isinstance(self.vgg_input_size, int)
                                              and not isinstance(self.vgg_input_size, bool) and self.vgg_input_size >= 8),
              f"vgg_input_size must be an integer >= 8 or null, got {self.vgg_input_size!r}")
-        for name in ("flip", "channels_last", "compile", "tf32", "sync_bn", "progress", "allow_untrained",
+        for name in ("flip", "channels_last", "compile", "tf32", "sync_bn", "progress", "allow_untrained", "freeze_bn",
                      "generator_pretrained", "encoder_pretrained"):
             need(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
         for name in ("data", "generator"):

@@ -3,9 +3,11 @@
     python -m ghfeat.train.package --generator runs/g/checkpoints/ckpt-000020000.pt \\
         --encoder runs/e/encoder --tag mnist32
 
-writes ``ghfeat/assets/<tag>/<registry name>.safetensors`` for G (the run's ``G_ema``), D and E,
+writes ``ghfeat/assets/<tag>/<kind>.safetensors`` for G (the run's ``G_ema``), D and E, and, from
+a generator run's checkpoint, ``generator_raw.safetensors`` (its raw ``G``: what the next session's
+``ghfeat train generator generator_pretrained=true`` continues from, with ``G_ema`` and ``D``);
 checks that each loads strictly into its registry architecture, and prints the sha256 of every
-file: paste them into the ``PretrainedCfg`` entries of ``ghfeat/pretrained.py``.
+file: paste them into ``ghfeat/pretrained.py`` (``_MNIST_SHA256``, ``_RAW_GENERATORS``).
 """
 from __future__ import annotations
 
@@ -39,9 +41,10 @@ def _load(source: str, keys: tuple[str, ...]):
         raise ValueError(f"{path} holds none of {list(keys)} (it has {sorted(ckpt.get('models', {}))}); "
                          "give a checkpoint of the run that trained this network")
     cfg = TrainConfig.from_dict(ckpt["config"])
-    if cfg.task == "encoder":     # architecture only: the weights come from the checkpoint
-        cfg = cfg.replace(allow_untrained=True, generator_checkpoint=None, generator_pretrained=False,
-                          discriminator_checkpoint=None, encoder_checkpoint=None, encoder_pretrained=False)
+    # architecture only: the weights come from the checkpoint, not from the files the run started from
+    cfg = cfg.replace(generator_checkpoint=None, generator_pretrained=False, discriminator_checkpoint=None)
+    if cfg.task == "encoder":
+        cfg = cfg.replace(allow_untrained=True, encoder_checkpoint=None, encoder_pretrained=False)
     models = build_models(cfg)
     models[key].load_state_dict(ckpt["models"][key])
     return models[key]
@@ -55,6 +58,8 @@ def package(out_dir: Path, generator: str | None, encoder: str | None, discrimin
     jobs = []
     if generator:
         jobs.append(("generator", _load(generator, ("G_ema", "G"))))
+        if not Path(generator).is_dir():
+            jobs.append(("generator_raw", _load(generator, ("G",))))
     if discriminator or (generator and not Path(generator).is_dir()):
         jobs.append(("discriminator", _load(discriminator or generator, ("D",))))
     if encoder:
