@@ -42,9 +42,10 @@ def _load(source: str, keys: tuple[str, ...]):
                          "give a checkpoint of the run that trained this network")
     cfg = TrainConfig.from_dict(ckpt["config"])
     # architecture only: the weights come from the checkpoint, not from the files the run started from
-    cfg = cfg.replace(generator_checkpoint=None, generator_pretrained=False, discriminator_checkpoint=None)
+    arch_only = dict(generator_checkpoint=None, generator_pretrained=False, discriminator_checkpoint=None)
     if cfg.task == "encoder":
-        cfg = cfg.replace(allow_untrained=True, encoder_checkpoint=None, encoder_pretrained=False)
+        arch_only.update(allow_untrained=True, encoder_checkpoint=None, encoder_pretrained=False)
+    cfg = cfg.replace(**arch_only)
     models = build_models(cfg)
     models[key].load_state_dict(ckpt["models"][key])
     return models[key]
