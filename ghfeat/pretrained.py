@@ -207,9 +207,9 @@ def _official_entries() -> list[PretrainedCfg]:
 # The embedded default: trained by ghfeat on MNIST on a 2-core CPU (docs/mnist.md), shipped in fp16.
 # (kind, sha256 of ghfeat/assets/mnist32/<kind>.safetensors)
 _MNIST_SHA256 = {
-    "generator": "078653d7b06350c4da21cf9d07e303292fce8fdeb465f3bf751f5d1e8272db41",
-    "discriminator": "6326d1d1e9a6196e61f1acc05299c36ad81b8433138c925f987ef722a7218a1c",
-    "encoder": "7ed88ae1614f3b9b6c6012d14bcdb3743bbc9298f0aa0172599ada3261db64ba",
+    "generator": "ef37d0e9409e8da87347c6526cb4fde94ef83b8599e83b66309a830491e27b17",
+    "discriminator": "03c7bcae3665cb8414d6f24dd6c056011e10d1c7624a707e45f50fe90db8889b",
+    "encoder": "3a042ba61494aa8f3d959801f80b21154ef6b611dd5ea959a9b34d3d11106a34",
 }
 _MNIST_METRICS = {     # docs/mnist.md: `ghfeat eval generator|encoder`, examples/linear_probe.py
     "generator": {"classifier_fd": 61.47, "class_entropy": 2.176, "confidence": 0.940},
@@ -239,7 +239,10 @@ def _mnist_entries() -> list[PretrainedCfg]:
 # The raw (non-EMA) generator of a shipped GAN, so that `ghfeat train generator
 # generator_pretrained=true` continues the run where it stopped (G, G_ema and D; docs/training.md).
 # name -> (package-relative file, sha256)
-_RAW_GENERATORS: dict[str, tuple[str, str]] = {}
+_RAW_GENERATORS: dict[str, tuple[str, str]] = {
+    "stylegan-mnist32": ("assets/mnist32/generator_raw.safetensors",
+                         "7dfc68d606e413a8075a3d6e8ee596abc65d13ca5869e52701dee0bbbbb40f4a"),
+}
 
 
 def raw_generator_path(name: str) -> Path | None:
