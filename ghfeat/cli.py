@@ -105,7 +105,7 @@ def cmd_extract(args) -> int:
 
     import ghfeat
     from ._images import list_image_files
-    from ._io import check_writable
+    from ._io import atomic_open, check_writable
 
     check_writable(args.out, folder=False, what="--out")
     out = Path(args.out if str(args.out).endswith(".npz") else f"{args.out}.npz")   # np.savez adds .npz
@@ -127,9 +127,9 @@ def cmd_extract(args) -> int:
         model = ghfeat.create_encoder(args.model, pretrained=True)
     feats = ghfeat.extract([str(p) for p in files], levels=args.levels, model=model,
                            resize=args.resize, batch_size=args.batch_size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, **{f"level_{k}": v.float().cpu().numpy() for k, v in feats.items()},
-             files=np.array([str(p) for p in files]))
+    with atomic_open(out, "wb", what="--out") as f:                   # all or nothing
+        np.savez(f, **{f"level_{k}": v.float().cpu().numpy() for k, v in feats.items()},
+                 files=np.array([str(p) for p in files]))
     args.out = out
     print(f"wrote {args.out}: " + ", ".join(f"level {k} {tuple(v.shape)}" for k, v in feats.items()))
     return 0

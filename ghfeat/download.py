@@ -39,6 +39,7 @@ from html.parser import HTMLParser
 from http.cookiejar import CookieJar
 from pathlib import Path
 
+from ._io import atomic_write_text, write_error
 from .pretrained import (MANIFEST_NAME, PretrainedCfg, WeightsCorruptError, WeightsDownloadError, WeightsError,
                          WeightsNotFoundError, WeightsOfflineError, _truthy, cache_dir, convert_hint,
                          get_pretrained_cfg, hf_offline, list_pretrained_cfgs, sha256_file)
@@ -330,7 +331,7 @@ def _fetch_locked(cfg: PretrainedCfg, mirror, keep, progress, force) -> dict:
         raise WeightsCorruptError(
             f"{cfg.origin.file} (sha256 {sha[:16]}...) is not a usable official file ({exc}); it "
             f"was deleted. {hint}") from exc
-    record.write_text(f"{sha}  {dest.name}\n")   # what was converted, kept after the pickle goes
+    atomic_write_text(record, f"{sha}  {dest.name}\n", what="download record")   # what was converted, kept after the pickle goes
     if not keep:
         dest.unlink()
     return result

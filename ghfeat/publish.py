@@ -36,6 +36,7 @@ def prepare_folder(kind: str, name: str, out_dir: str | os.PathLike, repo_id: st
     ``(kind, name)`` from the ghfeat cache; the card gains a provenance section (official file,
     its sha256, licence, converter parity, the sha256 to pin)."""
     from . import _registry
+    from ._io import atomic_write_text
     from .hub import CARD_NAME, write_hub_folder
 
     manifest_path = cache_dir() / kind / name / MANIFEST_NAME
@@ -60,7 +61,7 @@ def prepare_folder(kind: str, name: str, out_dir: str | os.PathLike, repo_id: st
              f"- {PARITY}", ""]
     card = (out / CARD_NAME).read_text()
     head, sep, tail = card.partition("## Citation")
-    (out / CARD_NAME).write_text(head + "\n".join(lines) + "\n" + sep + tail)
+    atomic_write_text(out / CARD_NAME, head + "\n".join(lines) + "\n" + sep + tail, what="model card")
     return out
 
 

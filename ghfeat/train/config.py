@@ -197,7 +197,8 @@ class TrainConfig:
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2) + "\n"
         if path is not None:
-            Path(path).write_text(text)
+            from .._io import atomic_write_text
+            atomic_write_text(path, text, what="config")
         return text
 
     @classmethod
