@@ -159,8 +159,25 @@ def _load_direction(spec: str, generator, levels):
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(f"--direction {spec!r} is neither sefa:J nor an existing .npy/.pt file")
-    v = np.load(path) if path.suffix == ".npy" else torch.load(path, weights_only=True)
-    return torch.as_tensor(v).float().reshape(-1)
+    if path.suffix not in (".npy", ".pt", ".pth"):
+        raise ValueError(f"--direction {spec!r}: expected a .npy or .pt file holding a [2C] vector, got a "
+                         f"{path.suffix or 'suffix-less'} file")
+    try:
+        v = np.load(path, allow_pickle=False) if path.suffix == ".npy" else torch.load(path, weights_only=True)
+    except Exception as exc:     # pickled objects (refused by weights_only / allow_pickle=False), a bad file
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"--direction {spec!r} cannot be read as a plain array ({type(exc).__name__}: "
+                         f"{why[:200]}); save the direction itself: np.save(path, vector) or "
+                         "torch.save(tensor, path)") from None
+    if isinstance(v, dict):      # {level: [2C_k]} (ghfeat.editing.edit_codes checks it)
+        return v
+    if not isinstance(v, (np.ndarray, torch.Tensor)) or (isinstance(v, np.ndarray) and v.dtype.kind not in "fiu"):
+        raise ValueError(f"--direction {spec!r} holds a {type(v).__name__}, not a [2C] float vector")
+    v = torch.as_tensor(v).float()
+    if v.ndim != 1:
+        raise ValueError(f"--direction {spec!r} has shape {tuple(v.shape)}; expected one [2C] vector (1-D). "
+                         "Pick one row (e.g. np.save(path, directions[0])); it is not flattened for you")
+    return v
 
 
 def cmd_edit(args) -> int:

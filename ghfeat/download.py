@@ -483,6 +483,7 @@ def download_main(argv=None) -> int:
     p.add_argument("--mirror", default=None, help=f"base URL holding the files (default ${MIRROR_ENV})")
     p.add_argument("--keep", action="store_true", help="keep the raw pickle in <cache>/downloads")
     p.add_argument("--force", action="store_true", help="download again even if already converted")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = p.parse_args(argv)
     cfgs = [c for c in find_cfgs(args.name) if args.kind in (None, c.kind)]
     if not cfgs:
