@@ -33,6 +33,10 @@ def model_config(model: nn.Module) -> dict:
            "config": model.config}
     if getattr(model, "pretrained_cfg", None) is not None:
         doc["pretrained_name"] = model.pretrained_cfg.name
+    from ._models import generator_identity
+    name = generator_identity(model)
+    if name:                   # the pair check knows a saved folder by this name (and an encoder by
+        doc["ghfeat_name"] = name      # its config's generator_name)
     return doc
 
 
@@ -344,4 +348,6 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
         raise ValueError(f"{cfg_path} is not valid JSON ({exc})") from exc
     model = build_from_config(doc, str(cfg_path))
     load_state_dict_strict(model, read_safetensors(directory / WEIGHTS_NAME), str(directory / WEIGHTS_NAME))
+    if isinstance(doc.get("ghfeat_name"), str):
+        model.ghfeat_name = doc["ghfeat_name"]          # what the pair check knows it by
     return model.to(device).eval()

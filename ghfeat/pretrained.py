@@ -767,6 +767,8 @@ def load_location(location: str | os.PathLike, kind: str | None = None, revision
     model_kind = kind or doc.get("ghfeat_kind") or _class_kind(doc["ghfeat_class"])
     model.pretrained_cfg = get_pretrained_cfg(model_kind, pretrained_name) if pretrained_name else None
     model.registry_name = location
+    if isinstance(doc.get("ghfeat_name"), str):
+        model.ghfeat_name = doc["ghfeat_name"]
     model.weights_source = f"location:{location}"
     return model.eval()
 

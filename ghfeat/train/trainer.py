@@ -148,6 +148,8 @@ def build_models(cfg: TrainConfig) -> dict[str, nn.Module]:
                          f"discriminator {D.num_channels}; build all three with the same num_channels / "
                          "in_channels (1 for grayscale data such as MNIST)")
     E.validate_inputs = False        # data are in range by construction; the check syncs the GPU
+    if getattr(E, "generator_name", None) != cfg.generator and "generator_name" in getattr(E, "config", {}):
+        E.generator_name = E.config["generator_name"] = cfg.generator    # the saved encoder names its real pair
     return {"G": G, "D": D, "E": E}
 
 
