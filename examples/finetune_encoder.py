@@ -23,6 +23,8 @@ import torch
 from PIL import Image
 
 import ghfeat
+from ghfeat._io import atomic_open
+from ghfeat._script import check_args, run
 from ghfeat.train import TrainConfig, train
 
 
@@ -66,6 +68,8 @@ def main(argv=None) -> int:
     ap.add_argument("--grid", type=int, default=10, help="held-out images shown in the grid")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
+    check_args(args, at_least={"--n-train": 1, "--n-eval": 1, "--steps": 1, "--batch-size": 1, "--grid": 1},
+               positive=("--lr",), outputs={"--run-dir": True, "--json": False})
     run_dir = Path(args.run_dir)
 
     enc0 = ghfeat.create_encoder(args.model, pretrained=args.checkpoint is None, checkpoint_path=args.checkpoint).eval()
@@ -102,7 +106,7 @@ def main(argv=None) -> int:
     path = ghfeat.save_grid(grid, run_dir / "finetune.png", nrow=k)
     print(f"wrote {path} (rows: held-out inputs, reconstructions before, after)")
     if args.json:
-        with open(args.json, "w") as fh:
+        with atomic_open(args.json, "w", what="--json") as fh:
             json.dump({"model": args.model, "train_dir": str(train_dir), "eval_dir": str(eval_dir),
                        "n_eval": len(x), "steps": args.steps, "recipe": args.recipe,
                        "mse_before": before, "mse_after": after}, fh, indent=2)
@@ -110,4 +114,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main, "finetune_encoder.py"))

@@ -61,7 +61,6 @@ def cmd_demo(args) -> int:
     torch.manual_seed(0)
     enc, gen = _default_models(args.random_weights)
     images = ghfeat.load_images(_bundled_digits(), channels=enc.in_channels)   # the encoder's channels
-    out.mkdir(parents=True, exist_ok=True)
     feats = ghfeat.extract(images, levels=None, model=enc)
     print(f"GH-Feat of {len(images)} bundled MNIST digits with {enc.registry_name!r} "
           f"({enc.num_layers} levels; level 1 = finest, level {enc.num_layers} = most abstract):")

@@ -220,7 +220,7 @@ def list_image_files(root: str | os.PathLike) -> list[Path]:
     def fail(err: OSError):
         raise PermissionError(f"cannot read folder {err.filename}: {err.strerror}") from err
 
-    files, seen_dirs, seen_files = [], set(), set()
+    files, seen_dirs = [], set()
     for dirpath, dirnames, filenames in os.walk(root, onerror=fail, followlinks=True):
         # linked folders are followed, but each real folder once: a loop (sub -> .) or two links
         # to one folder would list the same images again and again
@@ -230,13 +230,8 @@ def list_image_files(root: str | os.PathLike) -> list[Path]:
             continue
         seen_dirs.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for f in sorted(filenames):
-            if f.startswith(".") or not f.lower().endswith(IMAGE_EXTENSIONS):
-                continue
-            target = os.path.realpath(os.path.join(dirpath, f))
-            if target not in seen_files:           # one image, one entry (links to it included)
-                seen_files.add(target)
-                files.append(Path(dirpath) / f)
+        files += [Path(dirpath) / f for f in filenames
+                  if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
     return sorted(files)
 
 

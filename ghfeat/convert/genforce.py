@@ -80,7 +80,6 @@ def _check_genforce_values(given: dict) -> None:
         return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
     rules = {
-        "fused_scale": (lambda v: v is True or v is False or v == "auto", "true, false or \"auto\""),
         "mapping_lr_mul": (lambda v: num(v) and v > 0, "a finite number > 0"),
         "use_wscale": (lambda v: isinstance(v, bool), "true or false"),
         "final_tanh": (lambda v: isinstance(v, bool), "true or false"),

@@ -202,7 +202,6 @@ class SynthesisNetwork(nn.Module):
         return torch.tanh(x) if self.final_tanh else x
 
 
-@register_module_class
 def _check_generator_args(**kw) -> None:
     """Every number a generator is built from: the right type, finite, in range (a NaN multiplier or a
     negative layer count would build a model that silently computes garbage)."""
@@ -226,6 +225,7 @@ def _check_generator_args(**kw) -> None:
         raise ValueError("invalid StyleGANGenerator arguments: " + "; ".join(errors))
 
 
+@register_module_class
 class StyleGANGenerator(HubMixin, nn.Module):
     """StyleGAN v1 generator: mapping (z -> w), truncation, style mixing, synthesis.
 

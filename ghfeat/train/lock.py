@@ -116,8 +116,9 @@ class RunLock:
             try:
                 os.ftruncate(fd, 0)
                 os.write(fd, (json.dumps(info) + "\n").encode())
-            except OSError as exc:
-                os.close(fd)
+            except OSError as exc:          # e.g. a full disk: leave nothing behind
+                self._fd = fd
+                self.release(failed=True)
                 raise write_error(exc, self.path, "run folder lock") from exc
             self._fd = fd
             return self

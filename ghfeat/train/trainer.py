@@ -404,8 +404,9 @@ class Trainer:
         try:
             metrics.reference_stats(self.cfg.data, "test")
         except (ValueError, OSError) as exc:
-            raise ValueError(f"{why} against the test split of data={self.cfg.data!r}, which cannot be read "
-                             f"({exc}); use MNIST-like data ('mnist:<root>') or set eval_every=0") from exc
+            raise ValueError(f"{why} against the test split of data={self.cfg.data!r} (an image folder: its "
+                             f"images), which cannot serve as the reference ({exc}); use MNIST-like data "
+                             "('mnist:<root>') or set eval_every=0") from exc
 
     @staticmethod
     def _adversarial_losses(cfg: TrainConfig):
