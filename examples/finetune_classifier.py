@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import ghfeat
-from ghfeat._io import atomic_open
+from ghfeat._io import atomic_open, atomic_output
 from ghfeat._script import check_args, run
 from ghfeat.data import mnist_dataset
 
@@ -144,8 +144,8 @@ def plot_results(results: dict[str, dict[str, float]], path, lo: float = 40.0) -
     for mi, m in enumerate(modes):
         d.rectangle([left + mi * 90, 8, left + mi * 90 + 10, 18], fill=colours[m])
         d.text((left + mi * 90 + 14, 6), m, fill="black")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    with atomic_output(path, what="--plot") as tmp:          # the same suffix: PIL picks PNG from it
+        img.save(tmp)
 
 
 def main(argv=None) -> int:

@@ -31,13 +31,25 @@ from ghfeat.train import TrainConfig, train
 def export_idx(root: str, out: Path, split: str, n: int, size: int = 32) -> Path:
     """The first ``n`` images of an IDX data set's ``split`` as PNG files in ``out`` (kept if done),
     padded to ``size`` as ghfeat's MNIST loader pads (28x28 digits centred in 32x32)."""
+    import os
+    import shutil
+
     from ghfeat.data import mnist_dataset
-    out.mkdir(parents=True, exist_ok=True)
-    if len(list(out.glob("*.png"))) >= n:
+    if out.is_dir() and len(list(out.glob("*.png"))) >= n:
         return out
     ds = mnist_dataset(root, split, resolution=size)
-    for i in range(min(n, len(ds))):
-        Image.fromarray(ds.images[i].numpy(), mode="L").save(out / f"{split}_{i:05d}.png")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")     # all files, then one rename: a killed
+    shutil.rmtree(tmp, ignore_errors=True)                     # export never looks complete
+    tmp.mkdir(parents=True)
+    try:
+        for i in range(min(n, len(ds))):
+            Image.fromarray(ds.images[i].numpy(), mode="L").save(tmp / f"{split}_{i:05d}.png")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out
 
 
