@@ -75,7 +75,7 @@ def test_atomic_output_keeps_the_old_file_and_leaves_no_temp_on_any_failure(tmp_
 
 
 @pytest.mark.parametrize("code, words", [(errno.ENOSPC, "the disk is full"), (errno.EACCES, "permission denied"),
-                                         (errno.EROFS, "read-only")])
+                                         (errno.EROFS, "the file system is read-only")])
 def test_write_failures_are_one_clear_line(tmp_path, code, words):
     target = tmp_path / "f.npz"
     with pytest.raises(WriteError) as err:
