@@ -105,12 +105,13 @@ class JsonlLogger:
             self._f.flush()
         except OSError as exc:
             from .._io import write_error
-            try:                                 # drop the torn line; the earlier records stay
-                self._f.close()
-                os.truncate(self.path, start)
-                self._f = open(self.path, "a", encoding="utf-8")
-            except OSError:
-                pass
+            for undo in (self._f.close,                             # (closes even if its flush fails)
+                         lambda: os.truncate(self.path, start),     # drop the torn line; earlier records stay
+                         lambda: setattr(self, "_f", open(self.path, "a", encoding="utf-8"))):
+                try:
+                    undo()
+                except OSError:
+                    pass
             raise write_error(exc, self.path, "log") from exc
 
     def close(self) -> None:
