@@ -29,6 +29,8 @@ import torch.nn.functional as F
 
 import ghfeat
 from ghfeat import editing, metrics
+from ghfeat._io import atomic_open
+from ghfeat._script import check_args, run
 from ghfeat.data import mnist_dataset
 
 
@@ -69,6 +71,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out-dir", default="edits")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
+    check_args(args, at_least={"--n-fit": 2, "--n-eval": 1, "--n-show": 1}, outputs={"--out-dir": True, "--json": False})
     out = Path(args.out_dir)
 
     if args.random_weights:
@@ -120,7 +123,7 @@ def main(argv=None) -> int:
         editing.edit(show, dirs[0], args.sefa_strengths, levels=[k], encoder=enc, generator=gen, out=path)
         print(f"wrote {path} (strongest SeFa direction of level {k}; strengths {args.sefa_strengths})")
     if args.json:
-        with open(args.json, "w") as fh:
+        with atomic_open(args.json, "w", what="--json") as fh:
             json.dump({"model": args.model, "random_weights": args.random_weights, "attribute": args.attribute,
                        "levels": levels, "n_fit": len(x_fit), "n_eval": len(x_eval),
                        "real_mean": real_mean, "edits": rows}, fh, indent=2)
@@ -128,4 +131,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main, "editing_directions.py"))

@@ -20,6 +20,8 @@ import torch
 
 import ghfeat
 from ghfeat._images import list_image_files
+from ghfeat._io import atomic_open
+from ghfeat._script import check_args, run
 from ghfeat.api import parse_levels
 
 
@@ -45,6 +47,7 @@ def main(argv=None) -> int:
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     ap.add_argument("--out", default="features.npz")
     args = ap.parse_args(argv)
+    check_args(args, device="--device", at_least={"--batch-size": 1}, outputs={"--out": False})
 
     files: list[Path] = []
     for item in args.inputs:
@@ -56,11 +59,14 @@ def main(argv=None) -> int:
                            resize=args.resize, dtype=torch.bfloat16 if args.bf16 else None)
     arrays = ({"features": feats.numpy()} if args.flatten
               else {f"level_{k}": v.numpy() for k, v in feats.items()})
-    np.savez(args.out, files=np.array([str(f) for f in files]), levels=np.array(levels), **arrays)
+    out = args.out if str(args.out).endswith(".npz") else f"{args.out}.npz"
+    with atomic_open(out, "wb", what="--out") as fh:          # all or nothing
+        np.savez(fh, files=np.array([str(f) for f in files]), levels=np.array(levels), **arrays)
+    args.out = out
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items())
     print(f"wrote {args.out}: {len(files)} images; {shapes}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main, "extract_features.py"))

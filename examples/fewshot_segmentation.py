@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 
 import ghfeat
+from ghfeat._io import atomic_open
+from ghfeat._script import check_args, run
 from ghfeat.data import mnist_dataset
 
 NUM_CLASSES = 3
@@ -143,12 +145,13 @@ def main(argv=None) -> dict:
                     help="feature kinds to compare")
     ap.add_argument("--json", default=None, help="also write the results table here")
     args = ap.parse_args(argv)
-    if min(args.shots) < 1 or args.limit < 1 or args.repeats < 1:
-        ap.error("--shots, --limit and --repeats must be positive")
+    check_args(args, at_least={"--shots": 1, "--limit": 1, "--repeats": 1, "--steps": 0}, outputs={"--json": False})
 
     enc, gen = build_models(args.model, args.checkpoint, args.generator_checkpoint, args.random_weights)
     kw = dict(resolution=enc.input_size, channels=enc.in_channels, labels=False)
     train, test = mnist_dataset(args.data, "train", **kw), mnist_dataset(args.data, "test", **kw)
+    if max(args.shots) > len(train):      # never report N digits when fewer were used
+        raise ValueError(f"--shots {max(args.shots)} is more than the {len(train)} training digits in {args.data}")
     to_float = lambda u8: u8[:, None].float().div(127.5).sub(1).expand(-1, enc.in_channels, -1, -1)  # noqa: E731
     test_x = to_float(test.images[:args.limit])
     test_y = make_labels(test_x, args.task)
@@ -171,10 +174,10 @@ def main(argv=None) -> dict:
     for kind, row in results.items():
         print(f"{kind:<10}" + "".join(f"{row[n]:>9.3f}" for n in args.shots))
     if args.json:
-        with open(args.json, "w") as fh:
+        with atomic_open(args.json, "w", what="--json") as fh:
             json.dump({"task": args.task, "limit": len(test_x), "mean_iou": results}, fh, indent=2)
     return results
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run(main, "fewshot_segmentation.py"))

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import ghfeat
+from ghfeat._io import atomic_open, atomic_output
+from ghfeat._script import check_args, run
 from ghfeat.data import mnist_dataset
 
 MODES = ("frozen", "finetune", "scratch")
@@ -142,8 +144,8 @@ def plot_results(results: dict[str, dict[str, float]], path, lo: float = 40.0) -
     for mi, m in enumerate(modes):
         d.rectangle([left + mi * 90, 8, left + mi * 90 + 10, 18], fill=colours[m])
         d.text((left + mi * 90 + 14, 6), m, fill="black")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    with atomic_output(path, what="--plot") as tmp:          # the same suffix: PIL picks PNG from it
+        img.save(tmp)
 
 
 def main(argv=None) -> int:
@@ -165,6 +167,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--plot", help="also draw the results as a bar chart (PNG) here")
     args = ap.parse_args(argv)
+    check_args(args, at_least={"--labels": 1, "--steps": 0, "--batch-size": 1, "--limit": 1, "--threads": 1},
+               positive=("--lr",), outputs={"--json": False, "--plot": False})
+    if not (math.isfinite(args.epochs) and args.epochs >= 0):
+        raise ValueError(f"--epochs must be a finite number >= 0, got {args.epochs}")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -200,7 +206,7 @@ def main(argv=None) -> int:
         plot_results(results, args.plot)
         print(f"wrote {args.plot}")
     if args.json:
-        with open(args.json, "w") as fh:
+        with atomic_open(args.json, "w", what="--json") as fh:
             json.dump({"model": args.model, "checkpoint": args.checkpoint, "random_weights": args.random_weights,
                        "n_test": n_test, "steps_min": args.steps, "epochs": args.epochs, "lr": args.lr,
                        "batch_size": args.batch_size, "seed": args.seed, "top1": results}, fh, indent=2)
@@ -208,4 +214,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main, "finetune_classifier.py"))

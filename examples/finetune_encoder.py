@@ -23,19 +23,33 @@ import torch
 from PIL import Image
 
 import ghfeat
+from ghfeat._io import atomic_open
+from ghfeat._script import check_args, run
 from ghfeat.train import TrainConfig, train
 
 
 def export_idx(root: str, out: Path, split: str, n: int, size: int = 32) -> Path:
     """The first ``n`` images of an IDX data set's ``split`` as PNG files in ``out`` (kept if done),
     padded to ``size`` as ghfeat's MNIST loader pads (28x28 digits centred in 32x32)."""
+    import os
+    import shutil
+
     from ghfeat.data import mnist_dataset
-    out.mkdir(parents=True, exist_ok=True)
-    if len(list(out.glob("*.png"))) >= n:
+    if out.is_dir() and len(list(out.glob("*.png"))) >= n:
         return out
     ds = mnist_dataset(root, split, resolution=size)
-    for i in range(min(n, len(ds))):
-        Image.fromarray(ds.images[i].numpy(), mode="L").save(out / f"{split}_{i:05d}.png")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")     # all files, then one rename: a killed
+    shutil.rmtree(tmp, ignore_errors=True)                     # export never looks complete
+    tmp.mkdir(parents=True)
+    try:
+        for i in range(min(n, len(ds))):
+            Image.fromarray(ds.images[i].numpy(), mode="L").save(tmp / f"{split}_{i:05d}.png")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out
 
 
@@ -66,6 +80,8 @@ def main(argv=None) -> int:
     ap.add_argument("--grid", type=int, default=10, help="held-out images shown in the grid")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
+    check_args(args, at_least={"--n-train": 1, "--n-eval": 1, "--steps": 1, "--batch-size": 1, "--grid": 1},
+               positive=("--lr",), outputs={"--run-dir": True, "--json": False})
     run_dir = Path(args.run_dir)
 
     enc0 = ghfeat.create_encoder(args.model, pretrained=args.checkpoint is None, checkpoint_path=args.checkpoint).eval()
@@ -102,7 +118,7 @@ def main(argv=None) -> int:
     path = ghfeat.save_grid(grid, run_dir / "finetune.png", nrow=k)
     print(f"wrote {path} (rows: held-out inputs, reconstructions before, after)")
     if args.json:
-        with open(args.json, "w") as fh:
+        with atomic_open(args.json, "w", what="--json") as fh:
             json.dump({"model": args.model, "train_dir": str(train_dir), "eval_dir": str(eval_dir),
                        "n_eval": len(x), "steps": args.steps, "recipe": args.recipe,
                        "mse_before": before, "mse_after": after}, fh, indent=2)
@@ -110,4 +126,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main, "finetune_encoder.py"))

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 
 import ghfeat
+from ghfeat._io import atomic_open
+from ghfeat._script import check_args, run
 from ghfeat.data import mnist_dataset
 
 
@@ -76,6 +78,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
+    check_args(args, device="--device", at_least={"--limit": 1, "--epochs": 1, "--probe-batch-size": 1,
+                                                  "--batch-size": 1}, positive=("--lr",), outputs={"--json": False})
 
     torch.manual_seed(args.seed)
     enc = build_encoder(args.model, args.checkpoint, args.random_weights).to(args.device)
@@ -100,11 +104,11 @@ def main(argv=None) -> int:
             results[f"level_{k}"] = acc = linear_probe(f_train[k], y_train, f_test[k], y_test, **kw)
             print(f"level {k:>2} ({f_train[k].shape[1]}-d): top-1 {acc:.2f}%")
     if args.json:
-        with open(args.json, "w") as fh:
+        with atomic_open(args.json, "w", what="--json") as fh:
             json.dump({"model": args.model, "checkpoint": args.checkpoint, "random_weights": args.random_weights,
                        "n_train": len(y_train), "n_test": len(y_test), "top1": results, **kw}, fh, indent=2)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main, "linear_probe.py"))

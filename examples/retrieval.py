@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 
 import ghfeat
+from ghfeat._io import atomic_open
+from ghfeat._script import check_args, run
 from ghfeat.data import mnist_dataset
 
 
@@ -73,14 +75,15 @@ def main(argv=None) -> int:
     ap.add_argument("--show", type=int, default=8, help="neighbours shown per query")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
-    if args.k < 1:
-        ap.error("--k must be >= 1")
+    check_args(args, at_least={"--k": 1, "--limit": 2, "--batch-size": 1, "--queries": 1, "--show": 1},
+               outputs={"--out": False, "--json": False})
 
     enc = build_encoder(args.model, args.checkpoint, args.random_weights)
     ds = mnist_dataset(args.data, "test", resolution=enc.input_spec["size"])
     n = len(ds) if args.limit is None else min(args.limit, len(ds))
     if n <= args.k:
-        ap.error(f"need more than k = {args.k} images, have {n}")
+        raise ValueError(f"--k {args.k} needs more than {args.k} test digits, but there are {n}"
+                         + (" (--limit)" if args.limit is not None else ""))
     images, labels = ds.images[:n, None], ds.labels[:n]
     feats = ghfeat.extract(images, model=enc, batch_size=args.batch_size)
     levels = sorted(feats)
@@ -107,11 +110,11 @@ def main(argv=None) -> int:
         print(f"wrote {args.out}: rows = queries (left) and their neighbours by the fine levels "
               f"{groups['fine']}, then the coarse levels {groups['coarse']}, then all levels")
     if args.json:
-        with open(args.json, "w") as fh:
+        with atomic_open(args.json, "w", what="--json") as fh:
             json.dump({"model": args.model, "checkpoint": args.checkpoint, "random_weights": args.random_weights,
                        "n": n, "k": args.k, "groups": groups, "precision_at_k": results}, fh, indent=2)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main, "retrieval.py"))

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 import ghfeat
+from ghfeat._script import check_args, run
 
 DIGITS = Path(ghfeat.__file__).parent / "assets" / "mnist_test_digits.png"
 
@@ -37,7 +38,10 @@ def main(argv=None) -> int:
     ap.add_argument("--random-weights", action="store_true", help="random init (pipeline check only)")
     ap.add_argument("--resize", action="store_true")
     ap.add_argument("--out", default="style_mixing.png")
+    ap.add_argument("--allow-mismatched-generator", action="store_true",
+                    help="use --generator although the encoder was trained with another one")
     args = ap.parse_args(argv)
+    check_args(args, outputs={"--out": False})
 
     from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
     pre = not args.random_weights
@@ -54,11 +58,11 @@ def main(argv=None) -> int:
     L = enc.num_layers
     levels = args.levels or list(range(L // 2 + 1, L + 1))
     grid = ghfeat.style_mix(content, style, levels=levels, encoder=enc, generator=gen, out=args.out,
-                            resize=args.resize)
+                            resize=args.resize, allow_mismatch=args.allow_mismatched_generator)
     print(f"wrote {args.out}: {grid.shape[0] - 1} style rows x {grid.shape[1] - 1} content columns, "
           f"levels {levels} from the style (1 = finest, {L} = most abstract)")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main, "style_mixing.py"))

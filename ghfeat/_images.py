@@ -414,7 +414,9 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = 
         grid = grid[:1]
     arr = ((grid + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     arr = arr[..., 0] if arr.shape[-1] == 1 else arr
+    from ._io import atomic_output
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path)
+    with atomic_output(path, what="image") as tmp:      # same suffix: PIL picks the format from it
+        Image.fromarray(arr).save(tmp)
     return path

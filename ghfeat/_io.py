@@ -5,6 +5,7 @@ pushed to the Hub as it is. Loading is strict: a missing or unexpected tensor is
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -32,6 +33,10 @@ def model_config(model: nn.Module) -> dict:
            "config": model.config}
     if getattr(model, "pretrained_cfg", None) is not None:
         doc["pretrained_name"] = model.pretrained_cfg.name
+    from ._models import generator_identity
+    name = generator_identity(model)
+    if name:                   # the pair check knows a saved folder by this name (and an encoder by
+        doc["ghfeat_name"] = name      # its config's generator_name)
     return doc
 
 
@@ -63,6 +68,7 @@ def check_writable(path: str | os.PathLike, *, folder: bool, what: str = "output
     or a file (``folder=False``) whose place is taken by the other kind, under a regular file, or
     in a folder without write permission. Creates nothing; returns ``Path(path)``."""
     path = Path(path).expanduser()
+    refuse_package_path(path, what)
     if path.exists() and path.is_dir() != folder:
         raise ValueError(f"{what} {path} exists and is {'a file' if folder else 'a folder'}, not "
                          f"{'a folder' if folder else 'a file'}")
@@ -87,13 +93,165 @@ def state_dict_for_saving(model: nn.Module, dtype: torch.dtype | None = None) ->
     return out
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
+# ---------------------------------------------------------------------------------------------
+# Atomic outputs: every file ghfeat writes goes through atomic_output()
+# ---------------------------------------------------------------------------------------------
+PACKAGE_DIR = Path(__file__).resolve().parent
+_TMP_MARK = ".tmp-"
+
+
+class WriteError(OSError):
+    """An output could not be written (disk full, no permission, read-only file system...). The
+    message is one line that says which file and what to do; nothing was left behind."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "write failed"
+
+
+def write_error(exc: OSError, path: Path, what: str = "output") -> WriteError:
+    """``exc`` (raised while writing ``path``) as a :class:`WriteError` with a one-line message."""
+    import errno
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        why = ("the disk is full (no space left on device)" if code == errno.ENOSPC else
+               "the disk quota is exceeded" if code == errno.EDQUOT else "the file is too large for this file system")
+        fix = "free some space or write it to another disk"
+    elif code in (errno.EACCES, errno.EPERM):
+        why, fix = "permission denied", "pick a folder you can write to"
+    elif code == errno.EROFS:
+        why, fix = "the file system is read-only", "pick a writable folder"
+    else:
+        why, fix = (exc.strerror or type(exc).__name__), "check the path and the disk"
+    err = WriteError(f"cannot write {what} {path}: {why}; {fix}. Nothing was written (no partial file is "
+                     "left behind).")
+    err.errno = code
+    return err
+
+
+def inside_package(path: str | os.PathLike) -> bool:
+    """True when ``path`` lies inside the installed ghfeat package (its files are never written)."""
+    try:
+        Path(os.path.abspath(Path(path).expanduser())).resolve().relative_to(PACKAGE_DIR)
+        return True
+    except ValueError:
+        return False
+
+
+def refuse_package_path(path: str | os.PathLike, what: str = "output") -> None:
+    """Refuse an output ``path`` inside the installed ghfeat package (commands never write there)."""
+    if inside_package(path):
+        raise ValueError(f"{what} {path} lies inside the installed ghfeat package ({PACKAGE_DIR}); ghfeat never "
+                         "writes into its own package: pick another path")
+
+
+def temp_path_for(path: Path) -> Path:
+    """The hidden temporary file next to ``path`` (same folder, same suffix so that libraries that
+    pick the format from the extension still see it; the writer's PID is in the name)."""
+    return path.with_name(f".{path.stem}{_TMP_MARK}{os.getpid()}-{os.urandom(3).hex()}{path.suffix}")
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(directory: Path) -> None:
+    """fsync a folder (so a rename in it is durable); a no-op where folders cannot be opened."""
+    if os.name != "posix":
+        return
+    try:
+        _fsync_path(directory)
+    except OSError:
+        pass
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, *, what: str = "output", allow_package: bool = False):
+    """Write one file atomically: yields a temporary path in the same folder; when the block ends
+    without error the file is fsynced and renamed over ``path`` (``os.replace``, atomic) and the
+    folder fsynced. On *any* failure (including ``KeyboardInterrupt``) the temporary file is removed
+    and ``path`` is untouched; a write failure (disk full, permission...) becomes a one-line
+    :class:`WriteError`. Outputs inside the ghfeat package are refused unless ``allow_package``.
+
+        with atomic_output(out) as tmp:
+            np.savez(tmp, ...)        # or PIL .save(tmp), torch.save(x, tmp), ...
+    """
+    path = Path(path).expanduser()
+    if not allow_package:
+        refuse_package_path(path, what)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(exc, path, what) from exc
+    tmp = temp_path_for(path)
+    try:
+        yield tmp
+        if not tmp.is_file():
+            raise RuntimeError(f"the writer of {path} produced no file")
+        _fsync_path(tmp)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError) and getattr(exc, "errno", None):
+            raise write_error(exc, path, what) from exc
+        raise
+    fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", *, what: str = "output", allow_package: bool = False,
+                **kwargs):
+    """``open(path, mode)`` through :func:`atomic_output` (``mode`` "w"/"wb"; text modes take
+    ``encoding=`` etc.). The file is flushed before it is renamed into place."""
+    if mode not in ("w", "wb", "wt"):
+        raise ValueError(f"atomic_open writes a new file: mode must be 'w' or 'wb', got {mode!r}")
+    with atomic_output(path, what=what, allow_package=allow_package) as tmp:
+        with open(tmp, mode, **kwargs) as f:
+            yield f
+            f.flush()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, what: str = "output",
+                       allow_package: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_output`)."""
+    with atomic_open(path, "wb", what=what, allow_package=allow_package) as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, *, what: str = "output",
+                      allow_package: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_output`)."""
+    return atomic_write_bytes(path, text.encode("utf-8"), what=what, allow_package=allow_package)
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_output` writers left behind when their process
+    was killed outright (SIGKILL, power loss): they are incomplete by construction. A file whose
+    writer is still running is left alone. Returns the removed paths."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        if not p.name.startswith(".") or _TMP_MARK not in p.name:
+            continue
+        pid = p.name.rpartition(_TMP_MARK)[2].split("-")[0].split(".")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)            # still running: leave it
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            pass
+    return removed
 
 
 def save_model(model: nn.Module, directory: str | os.PathLike, dtype: torch.dtype | None = None,
@@ -111,7 +269,11 @@ def save_model(model: nn.Module, directory: str | os.PathLike, dtype: torch.dtyp
     from safetensors.torch import save
 
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    refuse_package_path(directory, "model folder")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(exc, directory, "model folder") from exc
     doc = model_config(model)
     if extra_config:
         doc.update(extra_config)
@@ -135,6 +297,18 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                          "corrupt: delete it and download or convert it again.") from exc
 
 
+def check_finite_state(state: dict[str, torch.Tensor], source: str = "weights") -> None:
+    """Refuse weights holding NaN or Inf (a damaged or diverged file would give NaN features/images
+    with no error)."""
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+           and v.numel() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(f"{source} hold non-finite values (NaN or Inf) in {len(bad)} tensor(s): "
+                         f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}; the file is damaged or comes from "
+                         "a diverged run: use another copy (delete it and download/convert it again, or pick an "
+                         "earlier checkpoint)")
+
+
 def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str = "weights") -> nn.Module:
     """``model.load_state_dict(state, strict=True)`` with shapes checked and a readable error."""
     own = model.state_dict()
@@ -155,6 +329,7 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
         lines.append("  The file was made for another architecture/config; build the model with the "
                      "config saved next to the weights (ghfeat.load_model(dir)).")
         raise ValueError("\n".join(lines))
+    check_finite_state(state, source)
     with torch.no_grad():
         model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
     return model
@@ -173,4 +348,6 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
         raise ValueError(f"{cfg_path} is not valid JSON ({exc})") from exc
     model = build_from_config(doc, str(cfg_path))
     load_state_dict_strict(model, read_safetensors(directory / WEIGHTS_NAME), str(directory / WEIGHTS_NAME))
+    if isinstance(doc.get("ghfeat_name"), str):
+        model.ghfeat_name = doc["ghfeat_name"]          # what the pair check knows it by
     return model.to(device).eval()

@@ -82,7 +82,45 @@ def resolve_encoder(model, pretrained: bool, device) -> nn.Module:
     return model
 
 
-def resolve_generator(generator, encoder: nn.Module, pretrained: bool, device) -> nn.Module:
+def generator_identity(generator: nn.Module) -> str | None:
+    """The registry name a generator's weights go by: its pretrained entry, the name recorded in
+    the folder it was loaded from (``config.json``'s ``ghfeat_name``), or the registry name it was
+    built from; None when unknown (a module built by hand)."""
+    cfg = getattr(generator, "pretrained_cfg", None)
+    if getattr(cfg, "name", None):
+        return cfg.name
+    for attr in ("ghfeat_name", "registry_name"):
+        name = getattr(generator, attr, None)
+        if isinstance(name, str) and name and not _looks_like_location(name):
+            return name
+    return None
+
+
+def _looks_like_location(name: str) -> bool:
+    return name.startswith("hf-hub:") or "/" in name or "\\" in name or name.startswith(".")
+
+
+def check_pair(encoder: nn.Module, generator: nn.Module, allow_mismatch: bool = False) -> None:
+    """Refuse a generator the encoder was not trained with (``encoder.generator_name``): its codes
+    are meaningless to another generator, even when the code widths happen to match. Nothing is
+    checked when either name is unknown or ``allow_mismatch`` is set."""
+    paired = getattr(encoder, "generator_name", None)
+    found = generator_identity(generator)
+    if allow_mismatch or not paired or not found or paired == found:
+        return
+    _mismatch(encoder, paired, found)
+
+
+def _mismatch(encoder: nn.Module, paired: str, found: str):
+    enc = getattr(encoder, "registry_name", None) or type(encoder).__name__
+    raise ValueError(f"encoder {enc!r} was trained with generator {paired!r}, not {found!r}: its codes mean "
+                     f"nothing to another generator (the output would be garbage even though it runs). Leave "
+                     f"generator unset to use its pair, or pass allow_mismatch=True (CLI: "
+                     f"--allow-mismatched-generator) if this is intended")
+
+
+def resolve_generator(generator, encoder: nn.Module, pretrained: bool, device,
+                      allow_mismatch: bool = False) -> nn.Module:
     device = usable_device(device)
     if generator is None:
         name = getattr(encoder, "generator_name", None)
@@ -91,12 +129,16 @@ def resolve_generator(generator, encoder: nn.Module, pretrained: bool, device) -
                              "None); pass generator= (a module or a registry name)")
         generator = name
     if isinstance(generator, str):
+        paired = getattr(encoder, "generator_name", None)
+        if paired and not allow_mismatch and not _looks_like_location(generator) and generator != paired:
+            _mismatch(encoder, paired, generator)           # before building (or downloading) it
         generator = get_model("generator", generator, pretrained)
         if device is not None:
             generator.to(device)
     elif not isinstance(generator, nn.Module) or not hasattr(generator, "synthesis"):
         raise TypeError(f"generator must be a registry name or a StyleGANGenerator, got {type(generator).__name__}")
     check_not_meta(generator, "generator")
+    check_pair(encoder, generator, allow_mismatch)
     g_dims, e_dims = style_dims_of(generator), style_dims_of(encoder)
     if g_dims != e_dims:
         raise ValueError(f"encoder and generator do not fit: encoder style dims {e_dims}, generator style dims "

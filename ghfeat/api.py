@@ -216,7 +216,7 @@ def extract(images, levels=None, model="mnist32", *, flatten: bool = False, batc
 
 def extract_spatial(images, levels=None, model="mnist32", generator=None, *, batch_size: int = 64,
                     input_range=None, resize: bool = False, dtype=None, device=None, progress=None,
-                    pretrained: bool = True) -> dict[int, torch.Tensor]:
+                    pretrained: bool = True, allow_mismatch: bool = False) -> dict[int, torch.Tensor]:
     """Spatial GH-Feat (TPAMI's spatial expansion): per level, the generator's feature map when it
     synthesises from the encoder's codes, upsampled to the image size, for per-pixel tasks.
 
@@ -235,7 +235,7 @@ def extract_spatial(images, levels=None, model="mnist32", generator=None, *, bat
         on chunks for large sets.
     """
     enc = resolve_encoder(model, pretrained, device)
-    gen = resolve_generator(generator, enc, pretrained, device)
+    gen = resolve_generator(generator, enc, pretrained, device, allow_mismatch)
     L = int(enc.num_layers)
     ordered = sorted(parse_levels(levels, L))
     rows = {L - k: k for k in ordered}
@@ -318,14 +318,15 @@ def decode(codes, generator, *, batch_size: int = 64, dtype=None, progress=None,
 
 def reconstruct(images, encoder="mnist32", generator=None, *, return_codes: bool = False, batch_size: int = 64,
                 input_range=None, resize: bool = False, dtype=None, device=None, progress=None,
-                pretrained: bool = True):
+                pretrained: bool = True, allow_mismatch: bool = False):
     """Reconstruct images through GH-Feat: ``G.synthesis(styles=E(x), randomize_noise=False)``.
 
     Args:
         images: anything :func:`load_images` accepts.
         encoder: encoder module or registry name.
         generator: generator module, registry name, or None for the encoder's paired generator
-            (``encoder.generator_name``, built with pretrained weights and cached).
+            (``encoder.generator_name``, built with pretrained weights and cached). Another
+            generator than the pair is refused (a ``ValueError``) unless ``allow_mismatch=True``.
         return_codes: also return the packed codes ``[N, L, 2*C_max]`` float32.
         Other arguments as in :func:`extract`.
     Returns:
@@ -334,7 +335,7 @@ def reconstruct(images, encoder="mnist32", generator=None, *, return_codes: bool
         [-1, 1]. On the input tensor's device (CPU for files, PIL, numpy).
     """
     enc = resolve_encoder(encoder, pretrained, device)
-    gen = resolve_generator(generator, enc, pretrained, device)
+    gen = resolve_generator(generator, enc, pretrained, device, allow_mismatch)
     dmax = max(style_dims_of(enc))
     g_dev = model_device(gen)
 
@@ -353,7 +354,7 @@ def reconstruct(images, encoder="mnist32", generator=None, *, return_codes: bool
 
 def style_mix(content_images, style_images, levels, encoder="mnist32", generator=None, out=None, *,
               input_range=None, resize: bool = False, batch_size: int = 64, dtype=None, device=None,
-              pretrained: bool = True) -> torch.Tensor:
+              pretrained: bool = True, allow_mismatch: bool = False) -> torch.Tensor:
     """Style mixing (paper Sec. 4.3.1, Fig. 3): for every (content, style) pair, the content's codes
     at ``levels`` are replaced by the style image's, and the result is decoded.
 
@@ -371,7 +372,7 @@ def style_mix(content_images, style_images, levels, encoder="mnist32", generator
         with ``nrow = C + 1`` gives the picture (what ``out`` holds).
     """
     enc = resolve_encoder(encoder, pretrained, device)
-    gen = resolve_generator(generator, enc, pretrained, device)
+    gen = resolve_generator(generator, enc, pretrained, device, allow_mismatch)
     size = _input_size(enc)
     ch = _in_channels(enc)
     content = load_images(content_images, size=size, resize=resize, input_range=input_range, channels=ch)

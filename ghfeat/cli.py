@@ -61,7 +61,6 @@ def cmd_demo(args) -> int:
     torch.manual_seed(0)
     enc, gen = _default_models(args.random_weights)
     images = ghfeat.load_images(_bundled_digits(), channels=enc.in_channels)   # the encoder's channels
-    out.mkdir(parents=True, exist_ok=True)
     feats = ghfeat.extract(images, levels=None, model=enc)
     print(f"GH-Feat of {len(images)} bundled MNIST digits with {enc.registry_name!r} "
           f"({enc.num_layers} levels; level 1 = finest, level {enc.num_layers} = most abstract):")
@@ -105,7 +104,7 @@ def cmd_extract(args) -> int:
 
     import ghfeat
     from ._images import list_image_files
-    from ._io import check_writable
+    from ._io import atomic_open, check_writable
 
     check_writable(args.out, folder=False, what="--out")
     out = Path(args.out if str(args.out).endswith(".npz") else f"{args.out}.npz")   # np.savez adds .npz
@@ -127,9 +126,9 @@ def cmd_extract(args) -> int:
         model = ghfeat.create_encoder(args.model, pretrained=True)
     feats = ghfeat.extract([str(p) for p in files], levels=args.levels, model=model,
                            resize=args.resize, batch_size=args.batch_size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, **{f"level_{k}": v.float().cpu().numpy() for k, v in feats.items()},
-             files=np.array([str(p) for p in files]))
+    with atomic_open(out, "wb", what="--out") as f:                   # all or nothing
+        np.savez(f, **{f"level_{k}": v.float().cpu().numpy() for k, v in feats.items()},
+                 files=np.array([str(p) for p in files]))
     args.out = out
     print(f"wrote {args.out}: " + ", ".join(f"level {k} {tuple(v.shape)}" for k, v in feats.items()))
     return 0
@@ -159,8 +158,25 @@ def _load_direction(spec: str, generator, levels):
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(f"--direction {spec!r} is neither sefa:J nor an existing .npy/.pt file")
-    v = np.load(path) if path.suffix == ".npy" else torch.load(path, weights_only=True)
-    return torch.as_tensor(v).float().reshape(-1)
+    if path.suffix not in (".npy", ".pt", ".pth"):
+        raise ValueError(f"--direction {spec!r}: expected a .npy or .pt file holding a [2C] vector, got a "
+                         f"{path.suffix or 'suffix-less'} file")
+    try:
+        v = np.load(path, allow_pickle=False) if path.suffix == ".npy" else torch.load(path, weights_only=True)
+    except Exception as exc:     # pickled objects (refused by weights_only / allow_pickle=False), a bad file
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"--direction {spec!r} cannot be read as a plain array ({type(exc).__name__}: "
+                         f"{why[:200]}); save the direction itself: np.save(path, vector) or "
+                         "torch.save(tensor, path)") from None
+    if isinstance(v, dict):      # {level: [2C_k]} (ghfeat.editing.edit_codes checks it)
+        return v
+    if not isinstance(v, (np.ndarray, torch.Tensor)) or (isinstance(v, np.ndarray) and v.dtype.kind not in "fiu"):
+        raise ValueError(f"--direction {spec!r} holds a {type(v).__name__}, not a [2C] float vector")
+    v = torch.as_tensor(v).float()
+    if v.ndim != 1:
+        raise ValueError(f"--direction {spec!r} has shape {tuple(v.shape)}; expected one [2C] vector (1-D). "
+                         "Pick one row (e.g. np.save(path, directions[0])); it is not flattened for you")
+    return v
 
 
 def cmd_edit(args) -> int:

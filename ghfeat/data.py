@@ -220,8 +220,15 @@ def list_image_files(root: str | os.PathLike) -> list[Path]:
     def fail(err: OSError):
         raise PermissionError(f"cannot read folder {err.filename}: {err.strerror}") from err
 
-    files = []
+    files, seen_dirs = [], set()
     for dirpath, dirnames, filenames in os.walk(root, onerror=fail, followlinks=True):
+        # linked folders are followed, but each real folder once: a loop (sub -> .) or two links
+        # to one folder would list the same images again and again
+        real = os.path.realpath(dirpath)
+        if real in seen_dirs:
+            dirnames[:] = []
+            continue
+        seen_dirs.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         files += [Path(dirpath) / f for f in filenames
                   if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]

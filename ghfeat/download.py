@@ -39,6 +39,7 @@ from html.parser import HTMLParser
 from http.cookiejar import CookieJar
 from pathlib import Path
 
+from ._io import WriteError, atomic_write_text, write_error
 from .pretrained import (MANIFEST_NAME, PretrainedCfg, WeightsCorruptError, WeightsDownloadError, WeightsError,
                          WeightsNotFoundError, WeightsOfflineError, _truthy, cache_dir, convert_hint,
                          get_pretrained_cfg, hf_offline, list_pretrained_cfgs, sha256_file)
@@ -47,7 +48,10 @@ __all__ = ["fetch_official", "download_file", "official_url", "direct_url", "off
            "find_cfgs", "download_main"]
 
 MIRROR_ENV = "GHFEAT_OFFICIAL_MIRROR"
-TIMEOUT = 60            # seconds without data before a read counts as an interruption
+TIMEOUT = 60            # seconds to connect / get the reply headers
+STALL_SECONDS = 60.0    # a download with no progress (or too little) for this long is stalled
+MIN_RATE = 1024.0       # bytes/s: less than this over STALL_SECONDS is a stall (0 = only no bytes at all)
+STALL_ENV, RATE_ENV = "GHFEAT_DOWNLOAD_STALL_SECONDS", "GHFEAT_DOWNLOAD_MIN_RATE"
 RETRIES = 5             # resumed attempts after an interruption, within one call
 BACKOFF = 1.0           # seconds to wait before retry n is n * BACKOFF
 CHUNK = 1 << 20
@@ -127,6 +131,66 @@ def _looks_like_html(content_type: str, head: bytes) -> bool:
     return "text/html" in content_type.lower() or start.startswith((b"<!doctype html", b"<html"))
 
 
+class _Stalled(Exception):
+    """The stall rule fired (too few bytes during the last window)."""
+
+
+def _stall_settings(stall_seconds, min_rate) -> tuple[float, float]:
+    """``(seconds, bytes/s)`` of the stall rule: the arguments, else ``$GHFEAT_DOWNLOAD_STALL_SECONDS``
+    / ``$GHFEAT_DOWNLOAD_MIN_RATE``, else 60 s and 1 KiB/s. Checked: finite, seconds > 0, rate >= 0."""
+    import math
+    out = []
+    for value, env, default, low in ((stall_seconds, STALL_ENV, STALL_SECONDS, "> 0"),
+                                     (min_rate, RATE_ENV, MIN_RATE, ">= 0")):
+        where = f"${env}" if value is None and os.environ.get(env) else env.lower().replace("ghfeat_download_", "")
+        raw = value if value is not None else os.environ.get(env) or default
+        try:
+            v = float(raw)
+        except (TypeError, ValueError):
+            v = float("nan")
+        if not math.isfinite(v) or (v <= 0 if low == "> 0" else v < 0):
+            raise ValueError(f"{where} must be a finite number {low}, got {raw!r}")
+        out.append(v)
+    return out[0], out[1]
+
+
+class _Meter:
+    """Counts the bytes of one response and raises :class:`_Stalled` when fewer than
+    ``min_rate * window`` bytes came in during the last ``window`` seconds."""
+
+    def __init__(self, window: float, min_rate: float):
+        self.window, self.min_rate = window, min_rate
+        self.start, self.bytes = time.monotonic(), 0
+
+    def add(self, n: int) -> None:
+        self.bytes += n
+        now = time.monotonic()
+        if now - self.start >= self.window:
+            if self.bytes < max(self.min_rate * (now - self.start), 1):
+                raise _Stalled(f"{self.bytes} bytes in {now - self.start:.0f} s")
+            self.start, self.bytes = now, 0
+
+
+def _read_some(resp, n: int) -> bytes:
+    """Whatever the server sent so far, up to ``n`` bytes (``read`` would wait for all ``n``)."""
+    read1 = getattr(resp, "read1", None)
+    return read1(n) if read1 is not None else resp.read(n)
+
+
+def _content_range_start(value: str | None) -> str:
+    """``"bytes 100-199/200"`` -> ``"100"``; anything malformed -> ``""``."""
+    parts = (value or "bytes 0-").split()
+    return parts[-1].split("-")[0] if parts else ""
+
+
+def _kept(part: Path) -> str:
+    """What a failed download leaves: the ``.part`` (to resume) or nothing."""
+    size = part.stat().st_size if part.is_file() else 0
+    if size:
+        return f"{part.name} ({size:,} bytes) is kept, so running the same command again resumes"
+    return "nothing was downloaded"
+
+
 def _check_space(folder: Path, needed: int, what: str) -> None:
     free = shutil.disk_usage(folder).free
     if free < needed:
@@ -138,13 +202,19 @@ def _check_space(folder: Path, needed: int, what: str) -> None:
 
 def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = None,
                   progress: bool = True, hint: str = "", retries: int = RETRIES,
-                  space_factor: float = 2.0) -> str:
+                  space_factor: float = 2.0, stall_seconds: float | None = None,
+                  min_rate: float | None = None) -> str:
     """Download ``url`` to ``dest`` through ``dest.part``; returns the file's sha256.
 
     Resumes an existing ``.part`` (and after each interruption, up to ``retries`` times) with an
     HTTP ``Range`` request; the ``.part`` is renamed to ``dest`` only once complete and, when
     ``sha256`` is given, matching. A mismatch deletes the file. An HTML page is refused (Google
     Drive's confirm page is followed once). ``space_factor * size`` bytes must be free.
+
+    Stall rule: when fewer than ``min_rate`` bytes/s arrive over ``stall_seconds`` (no byte at all
+    counts too), the download ends with :class:`WeightsDownloadError` at once, the ``.part`` kept
+    for a resume (defaults: ``$GHFEAT_DOWNLOAD_STALL_SECONDS`` = 60, ``$GHFEAT_DOWNLOAD_MIN_RATE`` =
+    1024; a socket read timeout alone never fires on a server that trickles bytes).
 
     Raises:
         WeightsNotFoundError: dead link (HTTP 404/403/410, an HTML page).
@@ -156,8 +226,12 @@ def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = Non
 
     from . import __version__
 
+    window, rate = _stall_settings(stall_seconds, min_rate)
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(exc, dest.parent, "download folder") from exc
     part = dest.with_name(dest.name + ".part")
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
     tail = f" {hint}" if hint else ""
@@ -168,14 +242,30 @@ def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = Non
         if have:
             headers["Range"] = f"bytes={have}-"
         try:
-            with opener.open(urllib.request.Request(url, headers=headers), timeout=TIMEOUT) as resp:
+            with opener.open(urllib.request.Request(url, headers=headers), timeout=min(TIMEOUT, window)) as resp:
                 status = resp.status or 200
-                start = resp.headers.get("Content-Range", "bytes 0-").split()[-1].split("-")[0]
+                start = _content_range_start(resp.headers.get("Content-Range"))
                 if have and (status != 206 or start != str(have)):   # Range ignored: start again
                     have = 0
                 length = resp.headers.get("Content-Length")
+                if length is not None and not length.strip().isdigit():
+                    raise WeightsDownloadError(
+                        f"{url} announced an invalid Content-Length {length!r} for {dest.name} (a broken "
+                        f"server or proxy); {_kept(part)}. Try again later, or set {MIRROR_ENV} to "
+                        f"another server.{tail}")
                 total = have + int(length) if length is not None else None
-                head = resp.read(min(CHUNK, 64 << 10))
+                meter = _Meter(window, rate)
+                head, stalled = b"", None
+                while len(head) < 512:            # enough to tell an HTML page; never waits for more
+                    more = _read_some(resp, 64 << 10)
+                    if not more:
+                        break
+                    head += more
+                    try:
+                        meter.add(len(more))
+                    except _Stalled as exc:       # keep what came: it goes into the .part first
+                        stalled = exc
+                        break
                 if have == 0 and _looks_like_html(resp.headers.get("Content-Type", ""), head):
                     page = head + resp.read(1 << 20)
                     nxt = None if followed else _confirm_url(page, resp.geturl())
@@ -189,13 +279,28 @@ def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = Non
                     part.unlink(missing_ok=True)
                 if total is not None:
                     _check_space(dest.parent, int(space_factor * total) - have, dest.name)
-                with open(part, "ab" if have else "wb") as f, tqdm(
-                        total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                        desc=dest.name, disable=not progress, leave=False) as bar:
+                try:
+                    f = open(part, "ab" if have else "wb")
+                except OSError as exc:
+                    raise write_error(exc, part, "download") from exc
+                with f, tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
+                             desc=dest.name, disable=not progress, leave=False) as bar:
                     while head:
-                        f.write(head)
+                        try:
+                            f.write(head)
+                            f.flush()
+                        except OSError as exc:      # disk full: no retry; the .part resumes later
+                            raise write_error(exc, part, "download") from exc
                         bar.update(len(head))
-                        head = resp.read(CHUNK)
+                        if stalled is not None:
+                            raise stalled
+                        head = _read_some(resp, CHUNK)
+                        meter.add(len(head))
+        except _Stalled as exc:
+            raise WeightsDownloadError(
+                f"downloading {dest.name} from {url} stalled ({exc}; the rule: at least {rate:g} bytes/s "
+                f"over {window:g} s, ${STALL_ENV} / ${RATE_ENV}); {_kept(part)}, or set {MIRROR_ENV} to a "
+                f"faster server.{tail}") from None
         except urllib.error.HTTPError as exc:
             if exc.code == 416 and have:            # .part is longer than the file: start over
                 part.unlink()
@@ -207,12 +312,18 @@ def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = Non
             if failures > retries:
                 raise WeightsDownloadError(
                     f"downloading {dest.name} from {url} failed (HTTP {exc.code}) after {retries} "
-                    f"retries; {part.name} is kept, so running the same command again resumes.{tail}") from exc
+                    f"retries; {_kept(part)}.{tail}") from exc
             time.sleep(BACKOFF * failures)
             continue
         except (OSError, http.client.HTTPException) as exc:   # URLError, timeouts, IncompleteRead
+            if isinstance(exc, WriteError):
+                raise
+            if isinstance(exc, TimeoutError):     # no byte at all for the whole window
+                raise WeightsDownloadError(
+                    f"downloading {dest.name} from {url} stalled (no data for {min(TIMEOUT, window):g} s; "
+                    f"${STALL_ENV}); {_kept(part)}, or set {MIRROR_ENV} to a faster server.{tail}") from exc
             failures += 1
-            if failures > retries and not part.is_file():
+            if failures > retries and not (part.is_file() and part.stat().st_size):
                 raise WeightsDownloadError(
                     f"could not download {dest.name} from {url} ({type(exc).__name__}: {exc}). No "
                     f"network here? Set {MIRROR_ENV} to a server that has the file, or fetch it where "
@@ -221,8 +332,7 @@ def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = Non
             if failures > retries:
                 raise WeightsDownloadError(
                     f"downloading {dest.name} from {url} was interrupted ({type(exc).__name__}: {exc}) "
-                    f"{retries} times; {part.name} is kept, so running the same command again "
-                    f"resumes.{tail}") from exc
+                    f"{retries} times; {_kept(part)}.{tail}") from exc
             time.sleep(BACKOFF * failures)
             continue
         size = part.stat().st_size
@@ -231,7 +341,7 @@ def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = Non
             if failures > retries:
                 raise WeightsDownloadError(
                     f"downloading {dest.name} stopped at {size} of {total} bytes {retries} times; "
-                    f"{part.name} is kept, so running the same command again resumes.{tail}")
+                    f"{_kept(part)}.{tail}")
             time.sleep(BACKOFF * failures)
             continue
         break
@@ -330,7 +440,7 @@ def _fetch_locked(cfg: PretrainedCfg, mirror, keep, progress, force) -> dict:
         raise WeightsCorruptError(
             f"{cfg.origin.file} (sha256 {sha[:16]}...) is not a usable official file ({exc}); it "
             f"was deleted. {hint}") from exc
-    record.write_text(f"{sha}  {dest.name}\n")   # what was converted, kept after the pickle goes
+    atomic_write_text(record, f"{sha}  {dest.name}\n", what="download record")   # what was converted, kept after the pickle goes
     if not keep:
         dest.unlink()
     return result
@@ -339,6 +449,27 @@ def _fetch_locked(cfg: PretrainedCfg, mirror, keep, progress, force) -> dict:
 # ---------------------------------------------------------------------------------------------
 # ghfeat download NAME
 # ---------------------------------------------------------------------------------------------
+def _no_entry_message(name: str, kind: str | None, names: list[str]) -> str:
+    """Why ``ghfeat download NAME [--kind KIND]`` has nothing to fetch, without contradicting itself."""
+    other = find_cfgs(name)
+    if other:                            # the name exists, as another kind
+        c = other[0]
+        pair = ""
+        if kind == "generator" and c.paired_generator:
+            pair = f" Its generator is {c.paired_generator!r}: `ghfeat download {c.paired_generator}`."
+        elif kind == "encoder":
+            enc = [e.name for e in list_pretrained_cfgs("encoder") if e.paired_generator == c.name and e.origin]
+            pair = f" Encoders trained with it: {enc}." if enc else ""
+        kinds = " and ".join(sorted({x.kind for x in other}))
+        return (f"{name!r} is the {kinds} entry, not a {kind}: drop --kind (or use --kind "
+                f"{other[0].kind}) to download it.{pair}")
+    local = [c for c in list_pretrained_cfgs() if c.name == name]
+    if local and all(c.embedded_path for c in local):
+        return (f"{name!r} ships inside the ghfeat package (its weights load with pretrained=True, no "
+                f"download); `ghfeat download` fetches the official files: {names}")
+    return f"no official entry {name!r}; one of {names} (or an official file name)"
+
+
 def download_main(argv=None) -> int:
     """``ghfeat download NAME``: fetch + convert + install an official entry (e.g. on a login node)."""
     names = sorted({c.name for c in list_pretrained_cfgs() if c.origin is not None})
@@ -352,10 +483,11 @@ def download_main(argv=None) -> int:
     p.add_argument("--mirror", default=None, help=f"base URL holding the files (default ${MIRROR_ENV})")
     p.add_argument("--keep", action="store_true", help="keep the raw pickle in <cache>/downloads")
     p.add_argument("--force", action="store_true", help="download again even if already converted")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = p.parse_args(argv)
     cfgs = [c for c in find_cfgs(args.name) if args.kind in (None, c.kind)]
     if not cfgs:
-        print(f"ghfeat download: error: no official entry {args.name!r}; one of {names}", file=sys.stderr)
+        print(f"ghfeat download: error: {_no_entry_message(args.name, args.kind, names)}", file=sys.stderr)
         return 2
     cfg = cfgs[0]
     local = cache_dir() / cfg.kind / cfg.name / "manifest.json"

@@ -62,11 +62,11 @@ def sample_codes(generator: nn.Module, n: int, *, seed: int | None = None,
 
 def global_edit(images, levels, encoder="mnist32", generator=None, *, seed: int | None = None,
                 truncation_psi: float | None = 0.7, input_range=None, resize: bool = False,
-                pretrained: bool = True) -> torch.Tensor:
+                pretrained: bool = True, allow_mismatch: bool = False) -> torch.Tensor:
     """Global editing (paper Fig. 4): each image's codes at ``levels`` are replaced by randomly
     sampled ones (:func:`sample_codes`). Returns ``[N, 3, R, R]`` float32 in [-1, 1]."""
     enc = resolve_encoder(encoder, pretrained, None)
-    gen = resolve_generator(generator, enc, pretrained, None)
+    gen = resolve_generator(generator, enc, pretrained, None, allow_mismatch)
     codes = encode(images, enc, input_range=input_range, resize=resize, progress=False)
     rand = sample_codes(gen, codes.shape[0], seed=seed, truncation_psi=truncation_psi).to(codes.device)
     return decode(mix_codes(codes, rand, levels), gen, progress=False).clamp(-1, 1)
@@ -152,7 +152,7 @@ def local_edit_codes(codes: torch.Tensor, ref_codes: torch.Tensor, mask, levels,
 
 def local_edit(images, reference, mask, levels, encoder="mnist32", generator=None, *, mode: str = "feature",
                seed: int | None = None, truncation_psi: float | None = 0.7, input_range=None,
-               resize: bool = False, pretrained: bool = True) -> torch.Tensor:
+               resize: bool = False, pretrained: bool = True, allow_mismatch: bool = False) -> torch.Tensor:
     """Local editing (paper Sec. 4.3.2, Fig. 5): change only a region of the image.
 
     Args:
@@ -171,7 +171,7 @@ def local_edit(images, reference, mask, levels, encoder="mnist32", generator=Non
         mask at level 1 (the last layer) gives exactly the reference's reconstruction.
     """
     enc = resolve_encoder(encoder, pretrained, None)
-    gen = resolve_generator(generator, enc, pretrained, None)
+    gen = resolve_generator(generator, enc, pretrained, None, allow_mismatch)
     codes = encode(images, enc, input_range=input_range, resize=resize, progress=False)
     if reference is None:
         ref = sample_codes(gen, codes.shape[0], seed=seed, truncation_psi=truncation_psi).to(codes.device)
@@ -210,7 +210,7 @@ def paste_patch(background: torch.Tensor, patch: torch.Tensor, top: int, left: i
 
 def harmonize(background, patch, mask, encoder="mnist32", generator=None, *, background_levels=None,
               return_composite: bool = False, input_range=None, resize: bool = False,
-              pretrained: bool = True):
+              pretrained: bool = True, allow_mismatch: bool = False):
     """Image harmonization (paper Sec. 4.3.3, Fig. 6): paste, encode the stitched image, decode.
 
     Args:
@@ -227,7 +227,7 @@ def harmonize(background, patch, mask, encoder="mnist32", generator=None, *, bac
         harmonized ``[N, 3, R, R]`` float32 in [-1, 1] (and the composite).
     """
     enc = resolve_encoder(encoder, pretrained, None)
-    gen = resolve_generator(generator, enc, pretrained, None)
+    gen = resolve_generator(generator, enc, pretrained, None, allow_mismatch)
     size = getattr(enc, "input_spec", {}).get("size")
     bg = load_images(background, size=size, resize=resize, input_range=input_range)
     pt = load_images(patch, size=size, resize=resize, input_range=input_range).to(bg.device)
@@ -454,7 +454,7 @@ def edit_codes(codes: torch.Tensor, direction, strengths, levels=None, *, style_
 
 
 def edit(images, direction, strengths, levels=None, encoder="mnist32", generator=None, *, out=None,
-         input_range=None, resize: bool = False, pretrained: bool = True) -> torch.Tensor:
+         input_range=None, resize: bool = False, pretrained: bool = True, allow_mismatch: bool = False) -> torch.Tensor:
     """Edit images along a y-space direction and decode a grid.
 
     Args:
@@ -468,7 +468,7 @@ def edit(images, direction, strengths, levels=None, encoder="mnist32", generator
         ``[N, S, C, R, R]`` float32 in [-1, 1] (clamped), on the CPU.
     """
     enc = resolve_encoder(encoder, pretrained, None)
-    gen = resolve_generator(generator, enc, pretrained, None)
+    gen = resolve_generator(generator, enc, pretrained, None, allow_mismatch)
     codes = encode(images, enc, input_range=input_range, resize=resize, progress=False)
     edited = edit_codes(codes, direction, strengths, levels, style_dims=gen.style_dims)
     cols = [decode(c, gen, progress=False).clamp(-1, 1).cpu() for c in edited]    # one decode per strength

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import sys
 from pathlib import Path
 
@@ -101,13 +102,19 @@ def export(model: nn.Module, format: str, out, *, opset: int = DEFAULT_OPSET, ba
     names = (["codes"], ["images"]) if _is_generator(model) else (["images"], ["codes"])
     arg = "codes" if _is_generator(model) else "x"
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from ._io import atomic_output, atomic_write_bytes
     with _graph_mode(model), torch.no_grad():
         if format == "torchscript":
-            torch.jit.trace(net, (x,), check_trace=False).save(str(out))
+            # serialised in memory, then written by Python: a full disk is a clear error, never a
+            # C++ abort with a half-written file (torch's file writer aborts on ENOSPC)
+            buf = io.BytesIO()
+            torch.jit.save(torch.jit.trace(net, (x,), check_trace=False), buf)
+            atomic_write_bytes(out, buf.getvalue(), what="export")
         elif format == "exported-program":
             dyn = {arg: {0: torch.export.Dim("batch", min=1, max=4096)}}
-            torch.export.save(torch.export.export(net, (x,), dynamic_shapes=dyn), str(out))
+            buf = io.BytesIO()
+            torch.export.save(torch.export.export(net, (x,), dynamic_shapes=dyn), buf)
+            atomic_write_bytes(out, buf.getvalue(), what="export")
         else:
             try:
                 import onnxscript  # noqa: F401  (the dynamo ONNX exporter needs it)
@@ -120,7 +127,8 @@ def export(model: nn.Module, format: str, out, *, opset: int = DEFAULT_OPSET, ba
             # (e.g. a fresh generator's all-ones const) gives 0 * inf = NaN. ORT optimises the graph anyway.
             prog = torch.onnx.export(net, (x,), dynamo=True, opset_version=opset, input_names=names[0],
                                      output_names=names[1], dynamic_shapes=dyn, optimize=False, verbose=False)
-            prog.save(str(out))
+            with atomic_output(out, what="export") as tmp:
+                prog.save(str(tmp))
     return out
 
 

@@ -42,7 +42,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ._io import (CONFIG_NAME, WEIGHTS_NAME, atomic_write_bytes, build_from_config,
+from ._io import (CONFIG_NAME, WEIGHTS_NAME, atomic_write_bytes, build_from_config, check_finite_state,
                   load_state_dict_strict, model_config, read_safetensors, state_dict_for_saving)
 
 logger = logging.getLogger(__name__)
@@ -375,6 +375,30 @@ def install_converted(kind: str, name: str, state_dict_or_model: nn.Module | Map
     return target / WEIGHTS_NAME
 
 
+def read_manifest(folder: str | os.PathLike, hint: str = "") -> dict:
+    """The checked ``manifest.json`` of a converted entry in the cache: a JSON object whose ``file``
+    is a plain file name in ``folder`` and whose ``sha256`` is 64 hex characters. Anything else
+    (hand-edited, truncated, written by another tool) is a :class:`WeightsCorruptError` that says
+    how to repair the entry."""
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME
+    fix = f"Delete {folder} and run `ghfeat convert` (or `ghfeat download`) again. {hint}".rstrip()
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WeightsCorruptError(f"{path} is not valid JSON ({exc}). {fix}") from exc
+    if not isinstance(manifest, dict):
+        raise WeightsCorruptError(f"{path} must hold a JSON object, got {type(manifest).__name__}. {fix}")
+    manifest = dict(manifest)
+    file = manifest.setdefault("file", WEIGHTS_NAME)
+    if not isinstance(file, str) or not file or file in (".", "..") or "/" in file or "\\" in file:
+        raise WeightsCorruptError(f"{path}: 'file' must be the name of a file in {folder}, got {file!r}. {fix}")
+    sha = manifest.get("sha256")
+    if not isinstance(sha, str) or not _SHA256_RE.match(sha):
+        raise WeightsCorruptError(f"{path}: 'sha256' must be 64 lowercase hex characters, got {sha!r}. {fix}")
+    return manifest
+
+
 def is_cached(kind: str, name: str) -> bool:
     """True when ``pretrained=True`` finds ``(kind, name)``'s weights without downloading: a
     converted copy in the ghfeat cache, a packaged file, or the pinned Hub file in the HF cache."""
@@ -533,6 +557,10 @@ def _read_state(path: Path, source: str, fix: str) -> dict[str, torch.Tensor]:
 def _load_checked(model: nn.Module, state: dict[str, torch.Tensor], source: str,
                   overrides: Mapping[str, Any] | None) -> nn.Module:
     try:
+        check_finite_state(state, source)
+    except ValueError as exc:
+        raise WeightsCorruptError(str(exc)) from exc
+    try:
         return load_state_dict_strict(model, state, source)
     except ValueError as exc:
         msg = str(exc)
@@ -620,20 +648,15 @@ def resolve_weights(kind: str, name: str, cfg: PretrainedCfg | None = None,
 
     local = cache_dir() / kind / name
     if (local / MANIFEST_NAME).is_file():
-        try:
-            manifest = json.loads((local / MANIFEST_NAME).read_text())
-        except json.JSONDecodeError as exc:
-            raise WeightsCorruptError(
-                f"{local / MANIFEST_NAME} is not valid JSON ({exc}): delete {local} and run "
-                f"`ghfeat convert` again. {hint}".rstrip()) from exc
-        path = local / manifest.get("file", WEIGHTS_NAME)
+        manifest = read_manifest(local, hint)
+        path = local / manifest["file"]
         if not path.is_file():
             raise WeightsNotFoundError(
                 f"the converted {kind} {name!r} in {local} lists {path.name} but the file is gone. "
                 f"Run `ghfeat convert` again. {hint}".rstrip())
-        _verify_sha256(path, manifest.get("sha256"), f"converted {kind} {name!r}",
+        _verify_sha256(path, manifest["sha256"], f"converted {kind} {name!r}",
                        f"Delete {local} and run `ghfeat convert` again. {hint}".rstrip())
-        return ResolvedWeights(path, "local-cache", manifest.get("sha256"))
+        return ResolvedWeights(path, "local-cache", manifest["sha256"])
     if (local / WEIGHTS_NAME).is_file():
         logger.warning("ignoring %s: it has no %s (an interrupted `ghfeat convert`?)",
                        local / WEIGHTS_NAME, MANIFEST_NAME)
@@ -747,6 +770,8 @@ def load_location(location: str | os.PathLike, kind: str | None = None, revision
     model_kind = kind or doc.get("ghfeat_kind") or _class_kind(doc["ghfeat_class"])
     model.pretrained_cfg = get_pretrained_cfg(model_kind, pretrained_name) if pretrained_name else None
     model.registry_name = location
+    if isinstance(doc.get("ghfeat_name"), str):
+        model.ghfeat_name = doc["ghfeat_name"]
     model.weights_source = f"location:{location}"
     return model.eval()
 
@@ -809,7 +834,8 @@ def _main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.update:
         path = Path(args.update)
-        path.write_text(render_doc_table(path.read_text()))
+        from ._io import atomic_write_text
+        atomic_write_text(path, render_doc_table(path.read_text()), what="doc")
     if args.markdown or not args.update:
         print(model_table_markdown(), end="")
     return 0

@@ -12,14 +12,13 @@ sha256 (and the commit) into the entry in ``ghfeat/pretrained.py`` (``sha256=``,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 from .pretrained import (MANIFEST_NAME, WeightsError, WeightsNotFoundError, cache_dir,
-                         get_pretrained_cfg, sha256_file)
+                         get_pretrained_cfg, read_manifest, sha256_file)
 
 __all__ = ["prepare_folder", "publish", "publish_main", "PARITY"]
 
@@ -31,19 +30,33 @@ PARITY = ("Converted by ghfeat without TensorFlow (restricted unpickler: only th
           "with an independent NumPy transcription of the official graph.")
 
 
+def _how_to_get(kind: str, name: str, cfg) -> str:
+    """What to run so that ``(kind, name)`` can be published, without suggesting what cannot work."""
+    if cfg is not None and cfg.origin is not None:
+        return f"run `ghfeat download {name}` (or `ghfeat convert {cfg.origin.file}`) first."
+    if cfg is not None and cfg.embedded_path:
+        return (f"ships inside the ghfeat package, so there is nothing to download or convert; publish takes "
+                f"converted official weights. To upload the packaged model anyway: "
+                f"ghfeat.create_{kind}({name!r}, pretrained=True).push_to_hub(REPO_ID).")
+    return ("it has no official file (no `ghfeat download`); convert your own weights with `ghfeat convert FILE "
+            f"--name {name}` first, or upload a saved folder with `hf upload`.")
+
+
 def prepare_folder(kind: str, name: str, out_dir: str | os.PathLike, repo_id: str | None = None) -> Path:
     """Write the Hub folder (``config.json``, ``model.safetensors``, ``README.md``) of the converted
     ``(kind, name)`` from the ghfeat cache; the card gains a provenance section (official file,
     its sha256, licence, converter parity, the sha256 to pin)."""
     from . import _registry
+    from ._io import atomic_write_text
     from .hub import CARD_NAME, write_hub_folder
 
     manifest_path = cache_dir() / kind / name / MANIFEST_NAME
-    if not manifest_path.is_file():
-        raise WeightsNotFoundError(f"{kind} {name!r} is not converted in {cache_dir()}: run "
-                                   f"`ghfeat download {name}` (or `ghfeat convert FILE`) first.")
-    manifest = json.loads(manifest_path.read_text())
     cfg = get_pretrained_cfg(kind, name)
+    if not manifest_path.is_file():
+        if cfg is not None and cfg.origin is None and cfg.embedded_path:
+            raise WeightsNotFoundError(f"{kind} {name!r} {_how_to_get(kind, name, cfg)}")
+        raise WeightsNotFoundError(f"{kind} {name!r} is not converted in {cache_dir()}: {_how_to_get(kind, name, cfg)}")
+    manifest = read_manifest(manifest_path.parent)
     model = _registry._create(kind, name, True, None, {})       # verified load from the cache
     out = write_hub_folder(model, out_dir, cfg=cfg, repo_id=repo_id)
     weights_sha = sha256_file(out / "model.safetensors")
@@ -60,7 +73,7 @@ def prepare_folder(kind: str, name: str, out_dir: str | os.PathLike, repo_id: st
              f"- {PARITY}", ""]
     card = (out / CARD_NAME).read_text()
     head, sep, tail = card.partition("## Citation")
-    (out / CARD_NAME).write_text(head + "\n".join(lines) + "\n" + sep + tail)
+    atomic_write_text(out / CARD_NAME, head + "\n".join(lines) + "\n" + sep + tail, what="model card")
     return out
 
 
@@ -82,6 +95,15 @@ def publish(kind: str, name: str, repo_id: str, *, private: bool | None = None,
     return {"commit_url": str(getattr(info, "commit_url", info)), "sha256": sha}
 
 
+def _network_error(exc: BaseException) -> bool:
+    """An error of the network stack or of the Hub's HTTP API (not a bug of ghfeat)."""
+    for cls in type(exc).__mro__:
+        root = cls.__module__.split(".")[0]
+        if root.startswith(("httpx", "httpcore", "requests", "urllib3", "huggingface_hub")):   # httpx2 too
+            return True
+    return False
+
+
 def publish_main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="ghfeat publish", description=__doc__.split("\n")[0],
                                 epilog="Log in first (`hf auth login` or HF_TOKEN).")
@@ -91,6 +113,7 @@ def publish_main(argv=None) -> int:
                    help="default: encoder for names without 'stylegan-', else generator")
     p.add_argument("--private", action="store_true")
     p.add_argument("--out", default=None, help="only write the folder here; upload nothing")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = p.parse_args(argv)
     kind = args.kind or ("generator" if args.name.startswith("stylegan-") else "encoder")
     try:
@@ -100,8 +123,17 @@ def publish_main(argv=None) -> int:
                   f"{sha256_file(folder / 'model.safetensors')}); upload it with `hf upload`")
             return 0
         res = publish(kind, args.name, args.repo_id, private=args.private or None)
-    except (WeightsError, OSError) as exc:
+    except (WeightsError, OSError, ValueError) as exc:
         print(f"ghfeat publish: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:              # huggingface_hub / httpx: no route, refused, timeout, HTTP errors
+        if not _network_error(exc):
+            raise
+        where = os.environ.get("HF_ENDPOINT") or "the Hugging Face Hub"
+        print(f"ghfeat publish: error: could not upload to {where} ({type(exc).__name__}: "
+              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no details'}); check the network, "
+              f"HF_ENDPOINT and your login (`hf auth login` / HF_TOKEN). Nothing was published; `--out DIR` "
+              f"prepares the folder without uploading.", file=sys.stderr)
         return 2
     print(f"uploaded {kind} {args.name} to {args.repo_id}: {res['commit_url']}\n"
           f"pin it in ghfeat/pretrained.py: hf_hub_id={args.repo_id!r}, sha256={res['sha256']!r}, "

@@ -68,6 +68,45 @@ _GENFORCE_INFERRED = {"resolution", "z_space_dim", "w_space_dim", "num_mapping_l
                       "fmaps_base", "fmaps_max", "label_size", "minibatch_std_channels", "repeat_w"}
 
 
+def _check_genforce_values(given: dict) -> None:
+    """Type and range of every given genforce setting, before the file is read (a NaN multiplier, a
+    negative layer count or a zero divisor would otherwise be stored in the config)."""
+    import math
+
+    def num(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    def integer(v, low):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+    rules = {
+        "mapping_lr_mul": (lambda v: num(v) and v > 0, "a finite number > 0"),
+        "use_wscale": (lambda v: isinstance(v, bool), "true or false"),
+        "final_tanh": (lambda v: isinstance(v, bool), "true or false"),
+        "truncation_psi": (lambda v: v is None or num(v), "a finite number (or null: no truncation)"),
+        "truncation_layers": (lambda v: v is None or integer(v, 0), "an integer >= 0 (or null: all layers)"),
+        "minibatch_std_group_size": (lambda v: integer(v, 1), "an integer >= 1"),
+        "minibatch_std_channels": (lambda v: integer(v, 1), "an integer >= 1"),
+        "repeat_w": (lambda v: isinstance(v, bool), "true or false"),
+        "label_size": (lambda v: integer(v, 0), "an integer >= 0"),
+    }
+    for key in ("resolution", "z_space_dim", "w_space_dim", "num_mapping_layers", "image_channels", "fmaps_base",
+                "fmaps_max"):
+        rules[key] = (lambda v: integer(v, 1), "an integer >= 1")
+    bad = [f"{k}={json_repr(v)} (expected {rules[k][1]})" for k, v in given.items() if k in rules and not rules[k][0](v)]
+    if bad:
+        raise ValueError("invalid genforce setting(s): " + "; ".join(bad))
+
+
+def json_repr(v) -> str:
+    """``v`` as the user typed it in JSON (NaN / Infinity / true / null)."""
+    import json
+    try:
+        return json.dumps(v)
+    except (TypeError, ValueError):
+        return repr(v)
+
+
 def genforce_static_kwargs(genforce_kwargs: dict | None, net: str) -> tuple[dict, dict]:
     """genforce constructor arguments -> (official TF static kwargs for network ``net`` ("G" or
     "D"), ``{setting: value}`` of the :data:`GENFORCE_SETTINGS` that were *assumed* (not given))."""
@@ -76,6 +115,7 @@ def genforce_static_kwargs(genforce_kwargs: dict | None, net: str) -> tuple[dict
     if unknown:
         raise ValueError(f"unknown genforce setting(s) {unknown}; settings a .pth cannot tell: "
                          f"{sorted(GENFORCE_SETTINGS)} (the others are read from the tensor shapes)")
+    _check_genforce_values(given)
     if given.get("repeat_w", True) is not True or given.get("label_size", 0):
         raise ValueError("repeat_w=False and label_size > 0 (conditional) are not implemented by ghfeat's "
                          "StyleGAN v1 port")

@@ -202,6 +202,29 @@ class SynthesisNetwork(nn.Module):
         return torch.tanh(x) if self.final_tanh else x
 
 
+def _check_generator_args(**kw) -> None:
+    """Every number a generator is built from: the right type, finite, in range (a NaN multiplier or a
+    negative layer count would build a model that silently computes garbage)."""
+    import math
+    errors = []
+    for name in ("z_dim", "w_dim", "mapping_layers", "fmap_base", "fmap_max", "num_channels"):
+        v = kw[name]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            errors.append(f"{name} must be an integer >= 1, got {v!r}")
+    v = kw["truncation_cutoff"]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        errors.append(f"truncation_cutoff must be an integer >= 0 (layers truncated), got {v!r}")
+    checks = {"mapping_lr_mul": (lambda x: x > 0, "> 0"), "fmap_decay": (lambda x: x >= 0, ">= 0"),
+              "truncation_psi": (lambda x: True, ""), "w_avg_beta": (lambda x: 0 <= x <= 1, "in [0, 1]"),
+              "style_mixing_prob": (lambda x: 0 <= x <= 1, "in [0, 1]")}
+    for name, (ok, rule) in checks.items():
+        v = kw[name]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
+            errors.append(f"{name} must be a finite number{' ' + rule if rule else ''}, got {v!r}")
+    if errors:
+        raise ValueError("invalid StyleGANGenerator arguments: " + "; ".join(errors))
+
+
 @register_module_class
 class StyleGANGenerator(HubMixin, nn.Module):
     """StyleGAN v1 generator: mapping (z -> w), truncation, style mixing, synthesis.
@@ -234,6 +257,10 @@ class StyleGANGenerator(HubMixin, nn.Module):
                  truncation_cutoff: int = 8, w_avg_beta: float = 0.995, style_mixing_prob: float = 0.9,
                  fused_scale: bool | str = "auto", blur: bool = True, final_tanh: bool = False):
         super().__init__()
+        _check_generator_args(z_dim=z_dim, w_dim=w_dim, mapping_layers=mapping_layers, fmap_base=fmap_base,
+                              fmap_max=fmap_max, num_channels=num_channels, truncation_cutoff=truncation_cutoff,
+                              mapping_lr_mul=mapping_lr_mul, fmap_decay=fmap_decay, truncation_psi=truncation_psi,
+                              w_avg_beta=w_avg_beta, style_mixing_prob=style_mixing_prob)
         self.mapping = MappingNetwork(z_dim, w_dim, mapping_layers, lr_mul=mapping_lr_mul)
         self.synthesis = SynthesisNetwork(resolution, w_dim, num_channels, fmap_base, fmap_max, fmap_decay,
                                           fused_scale, blur, final_tanh)

@@ -32,35 +32,17 @@ def checkpoint_path(run_dir: str | os.PathLike, step: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"ckpt-{int(step):09d}.pt"
 
 
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":   # directories cannot be opened for fsync on Windows
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     """Write ``state`` to ``path`` atomically (temp file + fsync + ``os.replace`` + dir fsync).
 
     ``state`` must be loadable with ``weights_only=True`` (tensors, primitives, containers).
     Returns the final path.
     """
+    from .._io import atomic_open
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_open(path, "wb", what="checkpoint") as f:
+        torch.save(state, f)
     return path
 
 
@@ -159,7 +141,9 @@ def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> list[Path]:
 def _remove_stale_temp_files(folder: Path) -> None:
     """Delete the temporary files of :func:`save_checkpoint` calls whose process is gone (a hard
     kill mid-write); they are incomplete by construction and never a checkpoint."""
-    for p in folder.glob(".ckpt-*.pt.tmp-*"):
+    from .._io import remove_stale_temp_files
+    remove_stale_temp_files(folder)                  # .ckpt-<step>.tmp-<pid>-<token>.pt
+    for p in folder.glob(".ckpt-*.pt.tmp-*"):        # the name used by ghfeat <= 0.x
         pid = p.name.rpartition("-")[2]
         if not pid.isdigit() or int(pid) == os.getpid():
             continue

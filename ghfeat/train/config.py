@@ -197,7 +197,8 @@ class TrainConfig:
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2) + "\n"
         if path is not None:
-            Path(path).write_text(text)
+            from .._io import atomic_write_text
+            atomic_write_text(path, text, what="config")
         return text
 
     @classmethod
@@ -289,6 +290,9 @@ class TrainConfig:
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                  f"{name} must be an integer >= 0, got {v!r}")
         num = _finite_number          # a real, finite number (not a bool, string, list, NaN or inf)
+        need(not (isinstance(self.eval_every, int) and self.eval_every > 0 and isinstance(self.eval_n, int)
+                  and self.eval_n < 2),
+             f"eval_n must be >= 2 when eval_every > 0 (a Frechet distance needs two samples), got {self.eval_n!r}")
         need(num(self.lr) and self.lr > 0, f"lr must be a finite number > 0, got {self.lr!r}")
         need(self.d_lr is None or (num(self.d_lr) and self.d_lr > 0),
              f"d_lr must be null (= lr) or a finite number > 0, got {self.d_lr!r}")

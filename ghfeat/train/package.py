@@ -54,7 +54,7 @@ def _load(source: str, keys: tuple[str, ...]):
 def package(out_dir: Path, generator: str | None, encoder: str | None, discriminator: str | None) -> dict:
     from safetensors.torch import save_file
 
-    from .._io import state_dict_for_saving
+    from .._io import atomic_output, state_dict_for_saving
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = []
     if generator:
@@ -68,7 +68,8 @@ def package(out_dir: Path, generator: str | None, encoder: str | None, discrimin
     shas = {}
     for kind, model in jobs:
         path = out_dir / f"{kind}.safetensors"
-        save_file(state_dict_for_saving(model.eval(), torch.float16), str(path), metadata={"format": "pt"})
+        with atomic_output(path, what="packaged weights", allow_package=True) as tmp:   # maintainers only
+            save_file(state_dict_for_saving(model.eval(), torch.float16), str(tmp), metadata={"format": "pt"})
         shas[kind] = (path, _sha256(path))
     return shas
 

@@ -148,6 +148,8 @@ def build_models(cfg: TrainConfig) -> dict[str, nn.Module]:
                          f"discriminator {D.num_channels}; build all three with the same num_channels / "
                          "in_channels (1 for grayscale data such as MNIST)")
     E.validate_inputs = False        # data are in range by construction; the check syncs the GPU
+    if getattr(E, "generator_name", None) != cfg.generator and "generator_name" in getattr(E, "config", {}):
+        E.generator_name = E.config["generator_name"] = cfg.generator    # the saved encoder names its real pair
     return {"G": G, "D": D, "E": E}
 
 
@@ -283,8 +285,31 @@ class Trainer:
         self.run_dir = Path(run_dir)
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise ValueError(f"run folder {self.run_dir} exists and is not a folder")
+        from .._io import refuse_package_path
+        refuse_package_path(self.run_dir, "run folder")
         if not cfg.data:
             raise ValueError("no training data: set data=<image folder | mnist:<root> | ...> (see ghfeat.data)")
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+            raise ValueError(f"max_steps (--max-steps) must be an integer >= 1 (the step to stop at), got {max_steps!r}")
+        self._run_lock = None
+        if gdist._env_int("RANK", 0) == 0:        # one trainer per run folder (rank 0 holds it)
+            from .lock import RunLock
+            self._run_lock = RunLock(self.run_dir).acquire()
+            from .._io import remove_stale_temp_files        # of writers killed outright (SIGKILL)
+            for folder in (self.run_dir, self.run_dir / "images"):
+                remove_stale_temp_files(folder)
+        try:
+            self._setup(cfg, resume, max_steps)
+        except BaseException:
+            self._release_lock(failed=True)
+            raise
+
+    def _release_lock(self, failed: bool = False) -> None:
+        if getattr(self, "_run_lock", None) is not None:
+            self._run_lock.release(failed=failed)
+
+    def _setup(self, cfg: TrainConfig, resume, max_steps) -> None:
+        self.logger = None
         self.max_steps = max_steps
         self.dist = gdist.init_distributed(None if cfg.device == "auto" else cfg.device)
         self.device = self.dist.device
@@ -355,6 +380,8 @@ class Trainer:
             self._seed_all(cfg.seed + 1_000_003 * (self.dist.rank + 1))
 
         self.dataset = gdata.make_dataset(cfg.data, self.G.resolution, channels=self.G.num_channels)
+        if self.task == "generator" and cfg.eval_every and self.is_main:
+            self._check_evaluation()      # at start, not at the first evaluation hours later
         self._loader = None
         self._fixed = self._fixed_inputs()
         self.log_sums: dict[str, torch.Tensor] = {}
@@ -369,6 +396,21 @@ class Trainer:
             self.logger = JsonlLogger(self.run_dir / "metrics.jsonl")
 
     # -- setup helpers -----------------------------------------------------------------------------
+    def _check_evaluation(self) -> None:
+        """What :meth:`evaluate` needs, checked before training: a 32x32 generator and MNIST-like
+        data with a test split (the reference statistics are computed now and cached)."""
+        from .. import metrics
+        why = "eval_every > 0 evaluates G_ema with the MNIST classifier"
+        if self.G.resolution != 32:
+            raise ValueError(f"{why}, which takes 32x32 images; this generator makes {self.G.resolution}x"
+                             f"{self.G.resolution}: set eval_every=0")
+        try:
+            metrics.reference_stats(self.cfg.data, "test")
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"{why} against the test split of data={self.cfg.data!r} (an image folder: its "
+                             f"images), which cannot serve as the reference ({exc}); use MNIST-like data "
+                             "('mnist:<root>') or set eval_every=0") from exc
+
     @staticmethod
     def _adversarial_losses(cfg: TrainConfig):
         """``(plain, regularised)`` losses. Lazy regularisation (StyleGAN2): the R1 / GP penalty
@@ -872,6 +914,7 @@ class Trainer:
     def close(self) -> None:
         if self.logger is not None:
             self.logger.close()
+        self._release_lock()
 
 
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool | str = False,

@@ -67,20 +67,29 @@ def save_image_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int = 8
     """Save ``[N, C, H, W]`` images in [-1, 1] (clamped) as a PNG grid."""
     from PIL import Image
 
+    from .._io import atomic_output
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     grid = image_grid(images, nrow)
-    Image.fromarray(grid[..., 0] if images.shape[1] == 1 else grid).save(path)    # gray -> "L" PNG
+    with atomic_output(path, what="image grid") as tmp:
+        Image.fromarray(grid[..., 0] if images.shape[1] == 1 else grid).save(tmp)    # gray -> "L" PNG
     return path
 
 
 class JsonlLogger:
-    """Append one JSON object per line (flushed at once, so a killed run keeps its log)."""
+    """Append one JSON object per line (flushed at once, so a killed run keeps its log). A line that
+    cannot be written whole (disk full) is cut off again, so the log never holds a torn record, and
+    the failure is a one-line :class:`ghfeat._io.WriteError`."""
 
     def __init__(self, path: str | os.PathLike):
+        from .._io import refuse_package_path, write_error
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "a", encoding="utf-8")
+        refuse_package_path(self.path, "log")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._f = open(self.path, "a", encoding="utf-8")
+        except OSError as exc:
+            raise write_error(exc, self.path, "log") from exc
 
     def log(self, record: dict) -> None:
         def plain(v):
@@ -89,8 +98,21 @@ class JsonlLogger:
             if isinstance(v, (np.floating, np.integer)):
                 return v.item()
             return v
-        self._f.write(json.dumps({k: plain(v) for k, v in record.items()}) + "\n")
-        self._f.flush()
+        line = json.dumps({k: plain(v) for k, v in record.items()}) + "\n"
+        start = self._f.tell()
+        try:
+            self._f.write(line)
+            self._f.flush()
+        except OSError as exc:
+            from .._io import write_error
+            for undo in (self._f.close,                             # (closes even if its flush fails)
+                         lambda: os.truncate(self.path, start),     # drop the torn line; earlier records stay
+                         lambda: setattr(self, "_f", open(self.path, "a", encoding="utf-8"))):
+                try:
+                    undo()
+                except OSError:
+                    pass
+            raise write_error(exc, self.path, "log") from exc
 
     def close(self) -> None:
         if not self._f.closed:
