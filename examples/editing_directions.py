@@ -128,4 +128,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ghfeat.data import DataNotFoundError
+    try:
+        raise SystemExit(main())
+    except DataNotFoundError as exc:          # no data set: one line (how to get it), no traceback
+        raise SystemExit(f"{Path(__file__).name}: error: {exc}") from None

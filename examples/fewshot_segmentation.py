@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import torch
 import torch.nn.functional as F
@@ -177,4 +178,8 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from ghfeat.data import DataNotFoundError
+    try:
+        main()
+    except DataNotFoundError as exc:          # no data set: one line (how to get it), no traceback
+        raise SystemExit(f"{os.path.basename(__file__)}: error: {exc}") from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -107,4 +108,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ghfeat.data import DataNotFoundError
+    try:
+        raise SystemExit(main())
+    except DataNotFoundError as exc:          # no data set: one line (how to get it), no traceback
+        raise SystemExit(f"{os.path.basename(__file__)}: error: {exc}") from None

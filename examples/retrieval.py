@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import torch
 import torch.nn.functional as F
@@ -114,4 +115,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ghfeat.data import DataNotFoundError
+    try:
+        raise SystemExit(main())
+    except DataNotFoundError as exc:          # no data set: one line (how to get it), no traceback
+        raise SystemExit(f"{os.path.basename(__file__)}: error: {exc}") from None
