@@ -40,7 +40,8 @@ def torchvision_mismatch(exc: BaseException) -> str | None:
     text = f"{exc}"
     frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
     from_torchvision = any("torchvision" in (f.filename or "") for f in frames)
-    if not ("torchvision::" in text or "torchvision" in text.lower() or from_torchvision):
+    loading = isinstance(exc, (ImportError, OSError, AttributeError))   # e.g. an undefined symbol in its .so
+    if not ("torchvision::" in text or loading and ("torchvision" in text.lower() or from_torchvision)):
         return None
     torch_v, tv_v = _version("torch"), _version("torchvision")
     pair = matching_torchvision(torch_v)

@@ -8,7 +8,7 @@
   ``python examples/X.py ...`` through the script's ``main``, in this process (no interpreter
   start per command); each must succeed. ``ghfeat download-data`` gets small fake MNIST /
   Fashion-MNIST files from a server on 127.0.0.1, so the data commands run on small data.
-- ``pip install ...`` and ``python -m pytest`` lines are not run: the environment is installed
+- ``pip install ...``, ``python -m pytest`` and ``.ci/run`` lines are not run: the environment is installed
   (tests/test_wheel.py builds, installs and runs the wheel) and this *is* the test suite.
 - A block that cannot run here says why in an HTML comment on the line just above its fence:
   ``<!-- doc-test: skip network: downloads the official FFHQ file -->``. The reason is required,
@@ -211,7 +211,7 @@ def run_command(words: list[str], env: dict[str, str]) -> str | None:
         return None
     if words[0] == "pip":
         return NOT_RUN["pip"]
-    if words[:3] == ["python", "-m", "pytest"]:
+    if words[:3] == ["python", "-m", "pytest"] or words[0] in ("pytest", ".ci/run"):
         return NOT_RUN["pytest"]
     if words[:3] == ["python", "-m", "ghfeat"]:
         words = ["ghfeat"] + words[3:]
@@ -230,10 +230,13 @@ def run_command(words: list[str], env: dict[str, str]) -> str | None:
     return None
 
 
-BASH_PAGES = [p for p in PAGES if any(b[0] in ("bash", "sh", "shell") for b in blocks(p))]
+# pages whose commands run example scripts (features of every image, probes, training): slow
+SLOW_PAGES = {"docs/usage.md", "docs/examples.md"}
+BASH_PAGES = [pytest.param(p, id=_rel(p), marks=[pytest.mark.slow] if _rel(p) in SLOW_PAGES else [])
+              for p in PAGES if any(b[0] in ("bash", "sh", "shell") for b in blocks(p))]
 
 
-@pytest.mark.parametrize("page", BASH_PAGES, ids=_rel)
+@pytest.mark.parametrize("page", BASH_PAGES)
 def test_bash_blocks_run(page, docs_env, fake_data_server):
     env: dict[str, str] = {}
     ran, not_run = 0, []

