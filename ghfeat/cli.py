@@ -277,7 +277,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if "%(default)" in text or action.default in (None, False, argparse.SUPPRESS):
+        default = action.default
+        if "%(default)" in text or default is None or default is False or default == argparse.SUPPRESS:
             return text
         return f"{text} (default: %(default)s)" if text else "default: %(default)s"
 

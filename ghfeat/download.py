@@ -367,8 +367,9 @@ def _fetch_locked(cfg: PretrainedCfg, mirror, keep, progress, force) -> dict:
 def download_main(argv=None) -> int:
     """``ghfeat download NAME``: fetch + convert + install an official entry (e.g. on a login node)."""
     names = sorted({c.name for c in list_pretrained_cfgs() if c.origin is not None})
+    from .cli import HelpFormatter
     p = argparse.ArgumentParser(
-        prog="ghfeat download",
+        prog="ghfeat download", formatter_class=HelpFormatter,
         description="Download an official GH-Feat / StyleGAN file, verify it, convert it and install "
                     "every network it holds into the ghfeat cache (what pretrained=True does).",
         epilog="names: " + ", ".join(names))
