@@ -17,7 +17,7 @@ Images may be tensors, numpy arrays, PIL images, paths, a folder, or lists of th
 
 Empty batches: a ``[0, C, H, W]`` tensor (or ``[0, H, W, C]`` array, or ``[0, L, D]`` codes) is a
 valid batch and gives empty results of the usual shapes, as torch/numpy do: ``extract`` ->
-``{level: [0, 2C]}``, ``encode`` -> ``[0, L, D]``, ``decode`` / ``reconstruct`` -> ``[0, 3, R, R]``,
+``{level: [0, 2C]}``, ``encode`` -> ``[0, L, D]``, ``decode`` / ``reconstruct`` -> ``[0, C, R, R]``,
 ``style_mix`` -> a grid with no content column / style row. An empty *list* or a folder without
 images is refused (there is nothing to take a shape from, and it is usually a mistake).
 """
@@ -36,7 +36,8 @@ from ._images import (KIND_SIGNED, convert_images, expand_inputs, make_grid, num
 from ._models import (autocast, check_not_meta, clear_model_cache, eval_mode, get_model, model_device,
                       resolve_encoder, resolve_generator, style_dims_of)
 
-__all__ = ["sample_digits", "save_sample_digits", "load_images", "level_to_layer", "layer_to_level", "parse_levels", "level_dims", "extract",
+__all__ = ["sample_digits", "save_sample_digits", "load_images", "level_to_layer", "layer_to_level", "parse_levels",
+           "level_dims", "extract",
            "extract_spatial", "encode", "decode", "reconstruct", "style_mix", "make_grid", "save_grid",
            "clear_model_cache"]
 
@@ -309,7 +310,8 @@ def decode(codes, generator, *, batch_size: int = 64, dtype=None, progress=None,
         codes: packed ``[N, L, 2*C_max]`` or a list of ``L`` tensors ``[N, 2C_i]`` (layer 0 first).
         generator: a StyleGAN generator or a registry name.
     Returns:
-        ``[N, 3, R, R]`` float32, about [-1, 1] (not clamped), on the codes' device.
+        ``[N, C, R, R]`` float32 (C = the generator's channels: 3, or 1 for ``stylegan-mnist32``),
+        about [-1, 1] (not clamped), on the codes' device.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -356,7 +358,8 @@ def reconstruct(images, encoder="mnist32", generator=None, *, return_codes: bool
         return_codes: also return the packed codes ``[N, L, 2*C_max]`` float32.
         Other arguments as in :func:`extract`.
     Returns:
-        ``[N, 3, R, R]`` in the input's range, clamped: uint8 [0, 255] for uint8 / PIL / file input,
+        ``[N, C, R, R]`` (C = the generator's channels) in the input's range, clamped: uint8 [0, 255]
+        for uint8 / PIL / file input,
         float [0, 1] for ``input_range="[0,1]"``, otherwise float [-1, 1]. Mixed inputs give
         [-1, 1]. On the input tensor's device (CPU for files, PIL, numpy).
     """
