@@ -105,7 +105,7 @@ def test_every_page_has_blocks_and_every_mark_has_a_reason():
 @pytest.fixture
 def docs_env(tmp_path, monkeypatch):
     """A fresh folder, offline, fresh caches; ghfeat's model cache forgotten afterwards."""
-    import ghfeat
+    from ghfeat.api import clear_model_cache
     for var in ("GHFEAT_OFFICIAL_MIRROR", "GHFEAT_DATA_MIRROR", "HF_ENDPOINT"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("GHFEAT_CACHE", str(tmp_path / "cache"))
@@ -116,7 +116,7 @@ def docs_env(tmp_path, monkeypatch):
     monkeypatch.chdir(work)
     (work / "examples").symlink_to(ROOT / "examples")
     yield work
-    ghfeat.api.clear_model_cache()
+    clear_model_cache()
 
 
 def _fake_idx(n: int, seed: int) -> dict[str, bytes]:

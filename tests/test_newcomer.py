@@ -19,7 +19,7 @@ from PIL import Image
 
 import ghfeat
 from ghfeat import editing
-from ghfeat.api import make_grid
+from ghfeat.api import clear_model_cache, make_grid
 from ghfeat.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,7 +152,7 @@ def test_torchvision_mismatch_is_named_with_both_versions_and_the_fix(tmp_path, 
     def broken():
         raise RuntimeError("operator torchvision::nms does not exist")
     monkeypatch.setattr(encoder_mod, "_timm_parts", broken)
-    ghfeat.api.clear_model_cache()
+    clear_model_cache()
     with pytest.raises(_compat.TorchvisionMismatchError) as err:
         ghfeat.create_encoder("mnist32")
     msg = str(err.value)
