@@ -1,7 +1,7 @@
 """Editing directions in GH-Feat's y space on real digits: closed-form (SeFa) and supervised.
 
-    python examples/editing_directions.py --data ../shared/data/mnist --out-dir edits/
-    python examples/editing_directions.py --data ../shared/data/mnist --attribute slant --levels 7 8
+    python examples/editing_directions.py --data data/mnist --out-dir edits/
+    python examples/editing_directions.py --data data/mnist --attribute slant --levels 7 8
     python examples/editing_directions.py --data DIR --random-weights --n-fit 50 --n-eval 20   # pipeline
 
 Supervised: an attribute is measured on ``--n-fit`` training digits from the pixels themselves,
@@ -55,7 +55,7 @@ def measure(images: torch.Tensor, attribute: str) -> torch.Tensor:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="folder with the MNIST IDX files")
+    ap.add_argument("--data", required=True, help="folder with the MNIST IDX files (get them with: ghfeat download-data mnist --out DIR)")
     ap.add_argument("--model", default="mnist32")
     ap.add_argument("--checkpoint", help="local encoder weights")
     ap.add_argument("--generator-checkpoint", help="local generator weights")

@@ -1,7 +1,7 @@
 """Few-shot segmentation with spatial GH-Feat (TPAMI spatial expansion) on MNIST.
 
-    python examples/fewshot_segmentation.py --data ../shared/data/mnist                  # N = 1, 5, 20
-    python examples/fewshot_segmentation.py --data ../shared/data/mnist --task halves --limit 200
+    python examples/fewshot_segmentation.py --data data/mnist                  # N = 1, 5, 20
+    python examples/fewshot_segmentation.py --data data/mnist --task halves --limit 200
     python examples/fewshot_segmentation.py --data DIR --random-weights --model tiny32 --limit 8 --shots 1
 
 Labels are made from each digit (32x32, ink = gray > 0.5), three classes per pixel:
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import torch
 import torch.nn.functional as F
@@ -129,7 +130,7 @@ def evaluate(kind, model, test_x, test_y, enc, gen, levels, chunk: int = 50) -> 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True, help="folder with the MNIST IDX files (train-/t10k-...-ubyte[.gz])")
+    ap.add_argument("--data", required=True, help="folder with the MNIST IDX files (train-/t10k-...-ubyte[.gz]) (get them with: ghfeat download-data mnist --out DIR)")
     ap.add_argument("--model", default="mnist32", help="encoder registry name (its paired generator is used)")
     ap.add_argument("--checkpoint", default=None, help="encoder weights")
     ap.add_argument("--generator-checkpoint", default=None, help="generator weights")

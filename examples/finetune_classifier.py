@@ -1,8 +1,8 @@
 """Fine-tune the GH-Feat encoder + a linear head end to end on few labels, against a frozen probe
 and the same network trained from scratch.
 
-    python examples/finetune_classifier.py --data ../shared/data/mnist                 # 100, 1000, 60000
-    python examples/finetune_classifier.py --data ../shared/data/mnist --labels 100 1000 --modes finetune scratch
+    python examples/finetune_classifier.py --data data/mnist                 # 100, 1000, 60000
+    python examples/finetune_classifier.py --data data/mnist --labels 100 1000 --modes finetune scratch
     python examples/finetune_classifier.py --data DIR --random-weights --labels 20 --steps 5 --limit 50  # smoke
 
 For every number of labels ``n`` a class-balanced subset of the training set is drawn (``n / 10``
@@ -150,7 +150,7 @@ def plot_results(results: dict[str, dict[str, float]], path, lo: float = 40.0) -
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="folder with the MNIST IDX files")
+    ap.add_argument("--data", required=True, help="folder with the MNIST IDX files (get them with: ghfeat download-data mnist --out DIR)")
     ap.add_argument("--model", default="mnist32")
     ap.add_argument("--checkpoint", help="local encoder weights (.safetensors or a saved folder)")
     ap.add_argument("--random-weights", action="store_true",

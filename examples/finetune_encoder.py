@@ -1,7 +1,7 @@
 """Continue GH-Feat training of the shipped encoder on a new image folder, through the trainer's API.
 
     # Fashion-MNIST: export 10,000 training and 500 test images to PNG folders, then fine-tune
-    python examples/finetune_encoder.py --from-idx ../shared/data/fashion-mnist --run-dir runs/ft_fashion
+    python examples/finetune_encoder.py --from-idx data/fashion-mnist --run-dir runs/ft_fashion
     # any folder of images (grayscale or RGB; converted to what the model takes)
     python examples/finetune_encoder.py --train-dir my_images/ --eval-dir my_held_out/ --run-dir runs/ft
     python examples/finetune_encoder.py ... --steps 2000 --resume       # continue an interrupted run
@@ -63,7 +63,7 @@ def reconstruction_mse(images: torch.Tensor, encoder, generator) -> tuple[float,
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--from-idx", help="IDX data set folder (e.g. ../shared/data/fashion-mnist): exported to PNGs")
+    src.add_argument("--from-idx", help="IDX data set folder (e.g. data/fashion-mnist): exported to PNGs")
     src.add_argument("--train-dir", help="folder of training images")
     ap.add_argument("--eval-dir", help="folder of held-out images (with --train-dir)")
     ap.add_argument("--n-train", type=int, default=10_000, help="images exported from --from-idx for training")

@@ -1,9 +1,9 @@
 """Linear probe on GH-Feat (paper Sec. 4.4, Tab. 3a: MNIST top-1 99.06% with all levels).
 
-    python examples/linear_probe.py --data ../shared/data/mnist                     # full MNIST
-    python examples/linear_probe.py --data ../shared/data/mnist --limit 2000 --epochs 5
-    python examples/linear_probe.py --data ../shared/data/fashion-mnist --checkpoint enc.safetensors
-    python examples/linear_probe.py --data ../shared/data/mnist --random-weights --limit 1000
+    python examples/linear_probe.py --data data/mnist                     # full MNIST
+    python examples/linear_probe.py --data data/mnist --limit 2000 --epochs 5
+    python examples/linear_probe.py --data data/fashion-mnist --checkpoint enc.safetensors
+    python examples/linear_probe.py --data data/mnist --random-weights --limit 1000
 
 Features of the frozen encoder are extracted once for train and test (``ghfeat.extract``); a
 single fully-connected layer is trained on the train features (standardised with the train mean
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -62,7 +63,7 @@ def linear_probe(x_train, y_train, x_test, y_test, *, epochs: int, lr: float, ba
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="folder with the MNIST / Fashion-MNIST IDX files")
+    ap.add_argument("--data", required=True, help="folder with the MNIST / Fashion-MNIST IDX files (get them with: ghfeat download-data mnist --out DIR)")
     ap.add_argument("--model", default="mnist32")
     ap.add_argument("--checkpoint", help="local encoder weights (.safetensors or a saved folder)")
     ap.add_argument("--random-weights", action="store_true", help="random init (baseline / pipeline check)")

@@ -1,7 +1,7 @@
 """Image retrieval by GH-Feat: nearest neighbours at chosen levels, top-k precision per level.
 
-    python examples/retrieval.py --data ../shared/data/mnist                       # 10,000 test digits
-    python examples/retrieval.py --data ../shared/data/mnist --limit 2000 --k 10 --out retrieval.png
+    python examples/retrieval.py --data data/mnist                       # 10,000 test digits
+    python examples/retrieval.py --data data/mnist --limit 2000 --k 10 --out retrieval.png
     python examples/retrieval.py --data DIR --random-weights --limit 200           # baseline
 
 Every test digit is a query against all the other test digits (leave-one-out). Features of one
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +64,7 @@ def level_groups(levels: list[int]) -> dict[str, list[int]]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="folder with the MNIST / Fashion-MNIST IDX files")
+    ap.add_argument("--data", required=True, help="folder with the MNIST / Fashion-MNIST IDX files (get them with: ghfeat download-data mnist --out DIR)")
     ap.add_argument("--model", default="mnist32")
     ap.add_argument("--checkpoint", help="local encoder weights (.safetensors or a saved folder)")
     ap.add_argument("--random-weights", action="store_true", help="random init (baseline / pipeline check)")

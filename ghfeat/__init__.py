@@ -24,7 +24,7 @@ _EXPORTS = {
     "PretrainedCfg": ".pretrained", "WeightsError": ".pretrained",
     "extract": ".api", "extract_spatial": ".api", "reconstruct": ".api", "style_mix": ".api", "load_images": ".api",
     "level_dims": ".api", "encode": ".api", "decode": ".api", "save_grid": ".api",
-    "parse_levels": ".api",
+    "parse_levels": ".api", "sample_digits": ".api", "save_sample_digits": ".api",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

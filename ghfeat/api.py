@@ -1,9 +1,10 @@
 """The user-facing API: images in, GH-Feat features / reconstructions / style mixing out.
 
     import ghfeat
-    feats = ghfeat.extract("digits/", levels=[5, 8], model="mnist32")  # {5: [N, 256], 8: [N, 256]}
-    rec = ghfeat.reconstruct(pil_images)                               # uint8 [N, 3, 32, 32]
-    grid = ghfeat.style_mix(content, style, levels=[7, 8], out="mix.png")
+    files = ghfeat.save_sample_digits("digits/")                       # ten bundled MNIST test digits
+    feats = ghfeat.extract("digits/", levels=[5, 8], model="mnist32")  # {5: [10, 64], 8: [10, 64]}
+    rec = ghfeat.reconstruct("digits/")                                # uint8 [10, 1, 32, 32]
+    grid = ghfeat.style_mix(files[:5], files[5:], levels=[7, 8], out="mix.png")
 
 Level numbering (binding, ``shared/DESIGN.md``): levels ``1..L``, level 1 is the *finest*
 generator layer and level L the most abstract; level ``k`` is generator layer ``L - k``
@@ -16,7 +17,7 @@ Images may be tensors, numpy arrays, PIL images, paths, a folder, or lists of th
 
 Empty batches: a ``[0, C, H, W]`` tensor (or ``[0, H, W, C]`` array, or ``[0, L, D]`` codes) is a
 valid batch and gives empty results of the usual shapes, as torch/numpy do: ``extract`` ->
-``{level: [0, 2C]}``, ``encode`` -> ``[0, L, D]``, ``decode`` / ``reconstruct`` -> ``[0, 3, R, R]``,
+``{level: [0, 2C]}``, ``encode`` -> ``[0, L, D]``, ``decode`` / ``reconstruct`` -> ``[0, C, R, R]``,
 ``style_mix`` -> a grid with no content column / style row. An empty *list* or a folder without
 images is refused (there is nothing to take a shape from, and it is usually a mistake).
 """
@@ -35,7 +36,8 @@ from ._images import (KIND_SIGNED, convert_images, expand_inputs, make_grid, num
 from ._models import (autocast, check_not_meta, clear_model_cache, eval_mode, get_model, model_device,
                       resolve_encoder, resolve_generator, style_dims_of)
 
-__all__ = ["load_images", "level_to_layer", "layer_to_level", "parse_levels", "level_dims", "extract",
+__all__ = ["sample_digits", "save_sample_digits", "load_images", "level_to_layer", "layer_to_level", "parse_levels",
+           "level_dims", "extract",
            "extract_spatial", "encode", "decode", "reconstruct", "style_mix", "make_grid", "save_grid",
            "clear_model_cache"]
 
@@ -43,6 +45,32 @@ __all__ = ["load_images", "level_to_layer", "layer_to_level", "parse_levels", "l
 # ------------------------------------------------------------------------------------------------
 # Images
 # ------------------------------------------------------------------------------------------------
+
+def sample_digits() -> torch.Tensor:
+    """The ten MNIST test digits bundled with the package (one per class, 0..9, in that order) as
+    ``[10, 1, 32, 32]`` float32 in [-1, 1] (28x28 digits padded to 32x32, background -1)."""
+    import numpy as np
+    from PIL import Image
+
+    from importlib.resources import files
+    with (files("ghfeat") / "assets" / "mnist_test_digits.png").open("rb") as f:
+        strip = np.asarray(Image.open(f).convert("L"))                                # [32, 320]
+    x = torch.from_numpy(strip.copy()).float().div(127.5).sub(1.0)
+    return x.view(32, 10, 32).permute(1, 0, 2)[:, None].contiguous()
+
+
+def save_sample_digits(folder="digits") -> list:
+    """Write the ten bundled MNIST test digits as 32x32 grayscale PNGs ``folder/digit_0.png`` ..
+    ``digit_9.png`` (the folder is created) and return their paths, for trying the API and the
+    command line on real files: ``ghfeat.extract(ghfeat.save_sample_digits("digits"), model=enc)``.
+    (Command line: ``ghfeat sample-digits --out digits``.) CC BY-SA 3.0, as MNIST."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [save_grid(img[None], folder / f"digit_{i}.png", nrow=1, padding=0)
+            for i, img in enumerate(sample_digits())]
+
 
 def load_images(images, *, size: int | None = None, resize: bool = False, input_range=None,
                 device=None, channels: int = 3) -> torch.Tensor:
@@ -282,7 +310,8 @@ def decode(codes, generator, *, batch_size: int = 64, dtype=None, progress=None,
         codes: packed ``[N, L, 2*C_max]`` or a list of ``L`` tensors ``[N, 2C_i]`` (layer 0 first).
         generator: a StyleGAN generator or a registry name.
     Returns:
-        ``[N, 3, R, R]`` float32, about [-1, 1] (not clamped), on the codes' device.
+        ``[N, C, R, R]`` float32 (C = the generator's channels: 3, or 1 for ``stylegan-mnist32``),
+        about [-1, 1] (not clamped), on the codes' device.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -330,7 +359,8 @@ def reconstruct(images, encoder="mnist32", generator=None, *, return_codes: bool
         return_codes: also return the packed codes ``[N, L, 2*C_max]`` float32.
         Other arguments as in :func:`extract`.
     Returns:
-        ``[N, 3, R, R]`` in the input's range, clamped: uint8 [0, 255] for uint8 / PIL / file input,
+        ``[N, C, R, R]`` (C = the generator's channels) in the input's range, clamped: uint8 [0, 255]
+        for uint8 / PIL / file input,
         float [0, 1] for ``input_range="[0,1]"``, otherwise float [-1, 1]. Mixed inputs give
         [-1, 1]. On the input tensor's device (CPU for files, PIL, numpy).
     """

@@ -10,7 +10,8 @@ Data set specs accepted by :func:`make_dataset` (and ``ghfeat train ... data=SPE
 ==============================  ================================================================
 ``/path/to/folder``             image folder, searched recursively (png/jpg/jpeg/webp/bmp)
 ``folder:/path/to/folder``      the same, explicit
-``mnist:/root``                 MNIST IDX files under ``/root`` (train split; gz or raw)
+``mnist:/root``                 MNIST IDX files under ``/root``, ``/root/raw`` or torchvision's
+                                ``/root/MNIST/raw`` (gz or raw; ``ghfeat download-data mnist``)
 ``fashion-mnist:/root``         Fashion-MNIST IDX files (same file names as MNIST)
 ``idx:/path/images-idx3-ubyte`` one IDX image file (optionally ``.gz``), no labels
 ==============================  ================================================================
@@ -173,6 +174,15 @@ class IDXDataset(Dataset):
                 f"labels={self.labels is not None})")
 
 
+class DataNotFoundError(FileNotFoundError):
+    """A data set's files are not where they were said to be (the message says how to get them)."""
+
+
+def _get_it(root: Path) -> str:
+    return (f"download MNIST with `ghfeat download-data mnist --out {root}` (Fashion-MNIST: "
+            f"`ghfeat download-data fashion-mnist --out {root}`), or give the folder that holds the files")
+
+
 def _find_idx(root: Path, stem: str) -> Path:
     """``<stem>`` in the usual places and spellings (``train-images-idx3-ubyte[.gz]``, ...)."""
     candidates = []
@@ -182,8 +192,8 @@ def _find_idx(root: Path, stem: str) -> Path:
     for c in candidates:
         if c.is_file():
             return c
-    raise FileNotFoundError(f"no {stem}[.gz] found under {root} (looked in {root}, {root}/raw, "
-                            f"{root}/MNIST/raw, {root}/FashionMNIST/raw)")
+    raise DataNotFoundError(f"no {stem}[.gz] found under {root} (looked in {root}, {root}/raw, "
+                            f"{root}/MNIST/raw, {root}/FashionMNIST/raw): {_get_it(root)}")
 
 
 def mnist_dataset(root: str | os.PathLike, split: str = "train", resolution: int = 32,
@@ -198,7 +208,7 @@ def mnist_dataset(root: str | os.PathLike, split: str = "train", resolution: int
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"MNIST root {root} is not a folder")
+        raise DataNotFoundError(f"MNIST root {root} is not a folder: {_get_it(root)}")
     images = _find_idx(root, f"{prefix}-images-idx3-ubyte")
     label_file = _find_idx(root, f"{prefix}-labels-idx1-ubyte") if labels else None
     return IDXDataset(images, label_file, resolution=resolution, fit=fit, channels=channels)

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import http.client
 import os
 import shutil
+import socket
 import sys
 import time
 import urllib.error
@@ -200,16 +202,32 @@ def _check_space(folder: Path, needed: int, what: str) -> None:
             f"GHFEAT_CACHE at a larger disk.")
 
 
+def _unreachable(exc: BaseException) -> str | None:
+    """Why the server cannot be reached at all (a failed name lookup, a refused connection, no
+    route), or None for a transient failure worth retrying. Retrying the former only makes a
+    machine without network wait (about 20 s) before saying so."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, socket.gaierror):
+        return f"the name lookup failed: {reason}"
+    if isinstance(reason, ConnectionRefusedError):
+        return "the connection was refused"
+    if isinstance(reason, OSError) and reason.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return f"no route to the server: {reason.strerror}"
+    return None
+
+
 def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = None,
                   progress: bool = True, hint: str = "", retries: int = RETRIES,
                   space_factor: float = 2.0, stall_seconds: float | None = None,
-                  min_rate: float | None = None) -> str:
+                  min_rate: float | None = None, offline_advice: str | None = None) -> str:
     """Download ``url`` to ``dest`` through ``dest.part``; returns the file's sha256.
 
     Resumes an existing ``.part`` (and after each interruption, up to ``retries`` times) with an
     HTTP ``Range`` request; the ``.part`` is renamed to ``dest`` only once complete and, when
     ``sha256`` is given, matching. A mismatch deletes the file. An HTML page is refused (Google
     Drive's confirm page is followed once). ``space_factor * size`` bytes must be free.
+    A server that cannot be reached at all (failed name lookup, refused connection: no network)
+    fails at once, without retries, with ``offline_advice`` (default: the weights' advice).
 
     Stall rule: when fewer than ``min_rate`` bytes/s arrive over ``stall_seconds`` (no byte at all
     counts too), the download ends with :class:`WeightsDownloadError` at once, the ``.part`` kept
@@ -307,12 +325,12 @@ def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = Non
                 continue
             if exc.code in (401, 403, 404, 410):
                 raise WeightsNotFoundError(
-                    f"{url} answered HTTP {exc.code} for {dest.name}: the link is dead or moved.{tail}") from exc
+                    f"{url} answered HTTP {exc.code} for {dest.name}: the link is dead or moved.{tail}") from None
             failures += 1
             if failures > retries:
                 raise WeightsDownloadError(
                     f"downloading {dest.name} from {url} failed (HTTP {exc.code}) after {retries} "
-                    f"retries; {_kept(part)}.{tail}") from exc
+                    f"retries; {_kept(part)}.{tail}") from None
             time.sleep(BACKOFF * failures)
             continue
         except (OSError, http.client.HTTPException) as exc:   # URLError, timeouts, IncompleteRead
@@ -323,16 +341,22 @@ def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = Non
                     f"downloading {dest.name} from {url} stalled (no data for {min(TIMEOUT, window):g} s; "
                     f"${STALL_ENV}); {_kept(part)}, or set {MIRROR_ENV} to a faster server.{tail}") from exc
             failures += 1
+            advice = offline_advice or (
+                f"No network here? Set {MIRROR_ENV} to a server that has the file, or fetch it where "
+                f"there is network (`ghfeat download`, same GHFEAT_CACHE) and set GHFEAT_OFFLINE=1 here.")
+            why = _unreachable(exc)
+            if why is not None:                 # no network: say so now, in one exception
+                raise WeightsDownloadError(
+                    f"could not download {dest.name}: {urllib.parse.urlsplit(url).netloc} cannot be "
+                    f"reached ({why}). {advice} ({_kept(part)}.){tail}") from None
             if failures > retries and not (part.is_file() and part.stat().st_size):
                 raise WeightsDownloadError(
-                    f"could not download {dest.name} from {url} ({type(exc).__name__}: {exc}). No "
-                    f"network here? Set {MIRROR_ENV} to a server that has the file, or fetch it where "
-                    f"there is network (`ghfeat download`, same GHFEAT_CACHE) and set "
-                    f"GHFEAT_OFFLINE=1 here.{tail}") from exc
+                    f"could not download {dest.name} from {url} ({type(exc).__name__}: {exc}). "
+                    f"{advice}{tail}") from None
             if failures > retries:
                 raise WeightsDownloadError(
                     f"downloading {dest.name} from {url} was interrupted ({type(exc).__name__}: {exc}) "
-                    f"{retries} times; {_kept(part)}.{tail}") from exc
+                    f"{retries} times; {_kept(part)}.{tail}") from None
             time.sleep(BACKOFF * failures)
             continue
         size = part.stat().st_size
@@ -473,8 +497,9 @@ def _no_entry_message(name: str, kind: str | None, names: list[str]) -> str:
 def download_main(argv=None) -> int:
     """``ghfeat download NAME``: fetch + convert + install an official entry (e.g. on a login node)."""
     names = sorted({c.name for c in list_pretrained_cfgs() if c.origin is not None})
+    from .cli import HelpFormatter
     p = argparse.ArgumentParser(
-        prog="ghfeat download",
+        prog="ghfeat download", formatter_class=HelpFormatter,
         description="Download an official GH-Feat / StyleGAN file, verify it, convert it and install "
                     "every network it holds into the ghfeat cache (what pretrained=True does).",
         epilog="names: " + ", ".join(names))

@@ -454,7 +454,8 @@ def edit_codes(codes: torch.Tensor, direction, strengths, levels=None, *, style_
 
 
 def edit(images, direction, strengths, levels=None, encoder="mnist32", generator=None, *, out=None,
-         input_range=None, resize: bool = False, pretrained: bool = True, allow_mismatch: bool = False) -> torch.Tensor:
+         input_range=None, resize: bool = False, pretrained: bool = True, allow_mismatch: bool = False,
+         originals: bool = False) -> torch.Tensor:
     """Edit images along a y-space direction and decode a grid.
 
     Args:
@@ -464,14 +465,21 @@ def edit(images, direction, strengths, levels=None, encoder="mnist32", generator
         strengths: S numbers; 0 gives the plain reconstruction (bit for bit ``decode(encode(x))``).
         levels: paper levels to edit (default: the direction dict's keys).
         out: optional PNG path (rows = images, columns = strengths).
+        originals: put two columns before the edits: the input image and its unedited
+            reconstruction ``decode(encode(x))``, to compare the edits with (``ghfeat edit`` does).
     Returns:
-        ``[N, S, C, R, R]`` float32 in [-1, 1] (clamped), on the CPU.
+        ``[N, S, C, R, R]`` float32 in [-1, 1] (clamped), on the CPU; ``[N, 2 + S, C, R, R]`` with
+        ``originals=True``.
     """
     enc = resolve_encoder(encoder, pretrained, None)
     gen = resolve_generator(generator, enc, pretrained, None, allow_mismatch)
     codes = encode(images, enc, input_range=input_range, resize=resize, progress=False)
     edited = edit_codes(codes, direction, strengths, levels, style_dims=gen.style_dims)
     cols = [decode(c, gen, progress=False).clamp(-1, 1).cpu() for c in edited]    # one decode per strength
+    if originals:
+        x = load_images(images, size=getattr(enc, "input_spec", {}).get("size"), resize=resize,
+                        input_range=input_range, channels=int(getattr(enc, "in_channels", 3)))
+        cols = [x.cpu(), decode(codes, gen, progress=False).clamp(-1, 1).cpu()] + cols
     grid = torch.stack(cols, dim=1)
     if out is not None and grid.shape[0]:
         save_grid(grid, out, nrow=grid.shape[1])

@@ -186,7 +186,9 @@ def _build(name: str, checkpoint, random_weights: bool) -> nn.Module:
 
 
 def export_main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="ghfeat export", description="Export an encoder (image -> codes) or a "
+    from .cli import HelpFormatter
+    ap = argparse.ArgumentParser(prog="ghfeat export", formatter_class=HelpFormatter,
+                                 description="Export an encoder (image -> codes) or a "
                                  "generator's synthesis (codes -> image) with a dynamic batch dimension.")
     ap.add_argument("name", help="encoder or generator registry name (e.g. mnist32, stylegan-mnist32)")
     ap.add_argument("--format", choices=FORMATS, required=True)

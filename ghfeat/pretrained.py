@@ -450,6 +450,25 @@ def _allow_unpinned() -> bool:
     return ALLOW_UNPINNED or _truthy(os.environ.get("GHFEAT_ALLOW_UNPINNED"))
 
 
+def _host_unreachable(url: str) -> str | None:
+    """Why ``url``'s host name cannot be looked up (one ``getaddrinfo``, no connection), or None.
+    huggingface_hub retries a failed lookup for about 20 s; this answers at once."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return None
+    try:
+        socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
+                           type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return f"the name lookup of {parts.hostname} failed: {exc}"
+    except OSError:
+        return None
+    return None
+
+
 def hub_download(repo_id: str, filename: str, revision: str | None = "main", *, hint: str = "",
                  force_download: bool = False) -> Path:
     """``hf_hub_download`` with ``HF_ENDPOINT``/``HF_HUB_CACHE``/``HF_HOME``/``HF_HUB_OFFLINE``
@@ -464,43 +483,47 @@ def hub_download(repo_id: str, filename: str, revision: str | None = "main", *, 
     offline = hf_offline()
     what = f"{filename!r} of {repo_id!r} (revision {revision or 'main'})"
     tail = f" {hint}" if hint else ""
+    unreachable = None if offline else _host_unreachable(endpoint or "https://huggingface.co")
+    if unreachable:            # no network: the cache only, instead of ~20 s of retries
+        offline = True
     try:
         return Path(hf_hub_download(
             repo_id, filename, revision=revision, cache_dir=_hf_cache_dir(), endpoint=endpoint,
             local_files_only=offline, force_download=force_download and not offline,
             library_name="ghfeat", library_version=__version__))
     except hf_errors.HFValidationError as exc:
-        raise WeightsNotFoundError(f"{repo_id!r} is not a valid Hub repo id ({exc}).{tail}") from exc
+        raise WeightsNotFoundError(f"{repo_id!r} is not a valid Hub repo id ({exc}).{tail}") from None
     except hf_errors.GatedRepoError as exc:
         raise WeightsNotFoundError(
             f"{repo_id!r} on {where} is gated: accept its terms on the Hub and log in "
-            f"(`hf auth login` or HF_TOKEN).{tail}") from exc
+            f"(`hf auth login` or HF_TOKEN).{tail}") from None
     except hf_errors.RepositoryNotFoundError as exc:
         raise WeightsNotFoundError(
             f"Repository {repo_id!r} was not found on {where} (or it is private: log in with "
-            f"`hf auth login` / HF_TOKEN). Check the repo id.{tail}") from exc
+            f"`hf auth login` / HF_TOKEN). Check the repo id.{tail}") from None
     except hf_errors.RevisionNotFoundError as exc:
         raise WeightsNotFoundError(
-            f"Revision {revision!r} does not exist in {repo_id!r} on {where}.{tail}") from exc
-    except hf_errors.LocalEntryNotFoundError as exc:
-        why = ("offline mode is on (HF_HUB_OFFLINE=1)" if offline else
+            f"Revision {revision!r} does not exist in {repo_id!r} on {where}.{tail}") from None
+    except hf_errors.LocalEntryNotFoundError:
+        why = (f"{where} cannot be reached ({unreachable}; no network?)" if unreachable else
+               "offline mode is on (HF_HUB_OFFLINE=1)" if offline else
                f"{where} could not be reached (no network? proxy? HF_ENDPOINT?)")
         raise WeightsOfflineError(
             f"{what} is not in the Hugging Face cache ({_hf_cache_dir() or 'default HF cache'}) "
             f"and {why}. Download it once with network access (or copy the cache), or point "
-            f"HF_ENDPOINT at a mirror.{tail}") from exc
+            f"HF_ENDPOINT at a mirror.{tail}") from None
     except hf_errors.EntryNotFoundError as exc:
         raise WeightsNotFoundError(
-            f"{repo_id!r} on {where} has no file {filename!r} at revision {revision or 'main'}.{tail}") from exc
+            f"{repo_id!r} on {where} has no file {filename!r} at revision {revision or 'main'}.{tail}") from None
     except (OSError, hf_errors.HfHubHTTPError) as exc:  # server errors, size check, disk
         raise WeightsDownloadError(
             f"Downloading {what} from {where} failed ({type(exc).__name__}: {exc}). The partial "
-            f"file was discarded; check the connection/proxy and try again.{tail}") from exc
+            f"file was discarded; check the connection/proxy and try again.{tail}") from None
     except Exception as exc:  # httpx transport errors (connection dropped mid-body, timeouts)
         if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore"):
             raise WeightsDownloadError(
                 f"Downloading {what} from {where} was interrupted ({type(exc).__name__}: {exc}). "
-                f"The partial file was discarded; try again.{tail}") from exc
+                f"The partial file was discarded; try again.{tail}") from None
         raise
 
 

@@ -105,7 +105,9 @@ def _network_error(exc: BaseException) -> bool:
 
 
 def publish_main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="ghfeat publish", description=__doc__.split("\n")[0],
+    from .cli import HelpFormatter
+    p = argparse.ArgumentParser(prog="ghfeat publish", formatter_class=HelpFormatter,
+                                description=__doc__.split("\n")[0],
                                 epilog="Log in first (`hf auth login` or HF_TOKEN).")
     p.add_argument("name", help="converted entry, e.g. ffhq256 or stylegan-ffhq256")
     p.add_argument("repo_id", help="Hub repo, e.g. ghfeat/ghfeat-encoder-ffhq256")

@@ -151,7 +151,7 @@ def test_cli_edit_random_weights(tmp_path, capsys):
         out = tmp_path / "grid.png"
         rc = main(["edit", *map(str, files), "--model", "tiny32", "--random-weights", "--levels", "5",
                    "--strengths", "-2", "0", "2", "--direction", direction, "--out", str(out)])
-        assert rc == 0 and Image.open(out).size == (3 * 34 + 2, 2 * 34 + 2)
+        assert rc == 0 and Image.open(out).size == ((2 + 3) * 34 + 2, 2 * 34 + 2)   # input, reconstruction, 3 edits
     rc = main(["edit", str(files[0]), "--model", "tiny32", "--random-weights", "--levels", "5",
                "--direction", "sefa:99", "--out", str(tmp_path / "x.png")])
     assert rc == 2 and "0..31" in capsys.readouterr().err

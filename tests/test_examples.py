@@ -93,6 +93,7 @@ def test_frozen_mode_leaves_the_encoder_unchanged():
 
 # -- fine-tuning the encoder ---------------------------------------------------------------------------
 
+@pytest.mark.slow   # a training run (the trainer, a GAN discriminator, PNG export); deselected by default
 def test_finetune_encoder_script(tmp_path):
     root = _write_tiny_mnist(tmp_path / "mnist", n=24)
     ft = _example("finetune_encoder")

@@ -179,6 +179,7 @@ def wait_for_checkpoint(run_dir, min_step, proc, timeout=60):
     raise TimeoutError(f"no checkpoint >= {min_step} in {run_dir}")
 
 
+@pytest.mark.slow   # a fresh interpreter per process (issue 17: deselected by default)
 def test_sigkill_then_resume_then_sigterm_matches_straight_run(images, tmp_path):
     cfg = tiny("encoder", images, ckpt_every=2, total_steps=10_000, log_every=1)
     cfg.to_json(tmp_path / "cfg.json")
@@ -210,6 +211,7 @@ def test_sigkill_then_resume_then_sigterm_matches_straight_run(images, tmp_path)
 
 # -- 2-process data parallel on CPU ----------------------------------------------------------------
 
+@pytest.mark.slow   # a fresh interpreter per process (issue 17: deselected by default)
 def test_two_process_gloo_run(images, tmp_path):
     cfg = tiny("encoder", images, batch_size=2, total_steps=3, ckpt_every=2, log_every=1)
     cfg.to_json(tmp_path / "cfg.json")

@@ -101,6 +101,7 @@ def test_resume_modes_on_empty_and_used_run_folders(images, tmp_path, capsys):
         train_main(args + ["--debug"])
 
 
+@pytest.mark.slow   # a fresh interpreter per process (issue 17: deselected by default)
 def test_sigkill_while_writing_a_checkpoint_then_resume(images, tmp_path):
     cfg = tiny("encoder", images, ckpt_every=2, keep_checkpoints=1)
     cfg.to_json(tmp_path / "cfg.json")

@@ -13,15 +13,15 @@ import sys
 
 
 def _parser() -> argparse.ArgumentParser:
+    from ..cli import HelpFormatter
     p = argparse.ArgumentParser(
-        prog="ghfeat convert",
+        prog="ghfeat convert", formatter_class=HelpFormatter,
         description="Convert official GH-Feat / StyleGAN v1 weights (TF pickle or genforce .pth) to ghfeat "
                     "safetensors, without TensorFlow and without running any code from the file.",
         epilog="examples:\n"
                "  ghfeat convert ghfeat-encoder-ffhq-256.pkl            # installs encoder ffhq256 + stylegan-ffhq256 G/D\n"
                "  ghfeat convert stylegan-bedrooms-256.pkl              # installs stylegan-bedroom256 G/D\n"
-               "  ghfeat convert my_stylegan.pth --name mydata64 --out hub/  # Hub-ready folders",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+               "  ghfeat convert my_stylegan.pth --name mydata64 --out hub/  # Hub-ready folders")
     p.add_argument("path", help="stylegan-*-256.pkl, ghfeat-encoder-*-256.pkl or a genforce .pth")
     p.add_argument("--name", default=None,
                    help="registry tag, e.g. ffhq256 (G/D are installed as stylegan-<tag>); default: from the file name")

@@ -82,6 +82,13 @@ def _halve(size: int, times: int) -> int:
     return size
 
 
+def _timm_parts():
+    from timm.layers import Conv2dSame
+    from timm.layers.pool2d_same import MaxPool2dSame
+    from timm.models.resnet import BasicBlock, Bottleneck, ResNet, downsample_conv
+    return Conv2dSame, MaxPool2dSame, BasicBlock, Bottleneck, ResNet, downsample_conv
+
+
 class HierarchicalBackbone(nn.Module):
     """A timm ResNet trunk plus one extra stage; returns ``[R4, R5, R6]``.
 
@@ -103,9 +110,8 @@ class HierarchicalBackbone(nn.Module):
     def __init__(self, backbone: str = "resnet50", channels: Sequence[int] = (64, 128, 256, 512),
                  stem: str = "imagenet", in_channels: int = 3, official_tf: bool = False):
         super().__init__()
-        from timm.layers import Conv2dSame
-        from timm.layers.pool2d_same import MaxPool2dSame
-        from timm.models.resnet import BasicBlock, Bottleneck, ResNet, downsample_conv
+        from .._compat import checked_import
+        Conv2dSame, MaxPool2dSame, BasicBlock, Bottleneck, ResNet, downsample_conv = checked_import(_timm_parts)
 
         if backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {sorted(BACKBONES)}, got {backbone!r}")
@@ -257,7 +263,8 @@ class GHFeatEncoder(HubMixin, nn.Module):
             the official 256 generator has ``[1024]*8 + [512]*2 + [256]*2 + [128]*2``.
         backbone: "resnet18" | "resnet34" | "resnet50" (official) | "resnet101" (timm ResNets).
         input_size: square input size R the encoder is built for (256 official, 32 for MNIST).
-        in_channels: image channels (3; grayscale is replicated to RGB at the API edge).
+        in_channels: image channels: 3 (RGB) or 1 (grayscale, e.g. ``mnist32``); the API edge
+            converts user images to this count (gray repeated to RGB, RGB reduced to luminance).
         channels: base widths of the four ResNet stages (default: the standard (64, 128, 256, 512)).
         stem: "imagenet" (7x7 s2 + max-pool) or "small" (3x3 s1, no max-pool; for 32x32 inputs:
             R4 8x8, R5 4x4, R6 2x2).
@@ -304,8 +311,9 @@ class GHFeatEncoder(HubMixin, nn.Module):
         self.in_channels = int(in_channels)
         self.generator_name = generator_name
         self.feature_sizes = sizes
+        colour = {1: "grayscale", 3: "RGB"}.get(self.in_channels, f"{self.in_channels} channels")
         self.input_spec = {"size": self.input_size, "range": "[-1, 1]", "channels": self.in_channels,
-                           "layout": "NCHW, RGB, float",
+                           "layout": f"NCHW, {colour}, float",
                            "alignment": alignment or "none (any image resized to the input size)"}
 
     # -- checks ---------------------------------------------------------------------------------

@@ -20,8 +20,9 @@ from .config import RECIPES, TASKS, TrainConfig, recipe_fields
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..cli import HelpFormatter
     p = argparse.ArgumentParser(prog="ghfeat train", description=__doc__.split("\n\n")[0].replace("``", ""),
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                formatter_class=HelpFormatter,
                                 epilog="Fields: " + ", ".join(TrainConfig.field_names()))
     p.add_argument("task", choices=TASKS, help="what to train")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config fields to change")
