@@ -23,7 +23,7 @@ _EXPORTS = {
     "train_classifier": ".classifier", "save_classifier": ".classifier", "to_luminance": ".classifier",
     "gaussian_stats": ".stats", "frechet_distance": ".stats", "class_entropy": ".stats",
     "class_histogram": ".stats",
-    "quality": ".quality", "reference_stats": ".quality", "generate": ".quality",
+    "reference_stats": ".quality", "generate": ".quality",
     "generator_quality": ".quality", "real_floor": ".quality", "reconstruction_quality": ".quality",
     "mean_image_gap": ".quality", "batch_statistic_check": ".quality",
     "style_mixing_quality": ".mixing", "MIXING_SPLITS": ".mixing",

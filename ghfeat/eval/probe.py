@@ -84,7 +84,7 @@ def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, l2: float, *, num_
     W.requires_grad_(True)
     b.requires_grad_(True)
     opt = torch.optim.LBFGS([W, b], lr=1, max_iter=max_iter, max_eval=2 * max_iter, tolerance_grad=tol,
-                            tolerance_change=1e-14, history_size=20, line_search_fn="strong_wolfe")
+                            tolerance_change=1e-20, history_size=20, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
@@ -98,7 +98,7 @@ def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, l2: float, *, num_
         gW, gb = torch.autograd.grad(loss, [W, b])
     grad_max = float(max(gW.abs().max(), gb.abs().max()))
     iters = int(opt.state[opt._params[0]].get("n_iter", 0))
-    return {"W": W.detach(), "b": b.detach(), "loss": float(loss), "grad_max": grad_max,
+    return {"W": W.detach(), "b": b.detach(), "loss": float(loss.detach()), "grad_max": grad_max,
             "iterations": iters, "converged": grad_max <= tol}
 
 
