@@ -392,4 +392,9 @@ def test_example_linear_probe(tmp_path):
                        "--no-single-levels", "--json", str(out)]) == 0
     import json
     res = json.loads(out.read_text())
-    assert res["n_train"] == 64 and 0 <= res["top1"]["all"] <= 100
+    assert res["n_train"] == 64 and 0 <= res["top1"]["all"] <= 100 and "L-BFGS" in res["solver_notes"]["all"]
+    assert probe.main(["--data", str(root), "--random-weights", "--limit", "64", "--solver", "adam", "--epochs", "1",
+                       "--no-single-levels", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["solver_notes"]["all"] == "Adam, 1 epochs"
+    with pytest.raises(SystemExit):
+        probe.main(["--data", str(root), "--random-weights", "--limit", "0"])
