@@ -87,10 +87,10 @@ def main(argv=None) -> int:
     ap.add_argument("--solver", choices=["lbfgs", "adam"], default="lbfgs",
                     help="lbfgs: converged logistic regression (default); adam: minibatch Adam (the flags below)")
     ap.add_argument("--l2", type=float, default=None, help="lbfgs: L2 weight (default: chosen on held-out train data)")
-    ap.add_argument("--epochs", type=int, default=20, help="adam only")
-    ap.add_argument("--lr", type=float, default=1e-3, help="adam only")
-    ap.add_argument("--weight-decay", type=float, default=0.0, help="adam only")
-    ap.add_argument("--probe-batch-size", type=int, default=256, help="adam only")
+    ap.add_argument("--epochs", type=int, default=None, help="adam only (20)")
+    ap.add_argument("--lr", type=float, default=None, help="adam only (1e-3)")
+    ap.add_argument("--weight-decay", type=float, default=None, help="adam only (0)")
+    ap.add_argument("--probe-batch-size", type=int, default=None, help="adam only (256)")
     ap.add_argument("--batch-size", type=int, default=256, help="extraction batch size")
     ap.add_argument("--no-single-levels", action="store_true", help="only the all-levels probe")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -100,8 +100,19 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.limit is not None and args.limit < 10:
         ap.error(f"--limit must be at least 10 (the L2 weight is chosen on a held-out slice), got {args.limit}")
-    if args.solver == "adam" and (args.epochs < 1 or args.probe_batch_size < 1 or not args.lr > 0):
-        ap.error("--epochs and --probe-batch-size must be >= 1 and --lr > 0")
+    adam_flags = {"--epochs": ("epochs", 20), "--lr": ("lr", 1e-3), "--weight-decay": ("weight_decay", 0.0),
+                  "--probe-batch-size": ("probe_batch_size", 256)}
+    if args.solver == "lbfgs":
+        given = [flag for flag, (name, _) in adam_flags.items() if getattr(args, name) is not None]
+        if given:
+            ap.error(f"{', '.join(given)} only apply to --solver adam (L-BFGS runs to convergence; its L2 is --l2)")
+    else:
+        for name, default in adam_flags.values():
+            setattr(args, name, default if getattr(args, name) is None else getattr(args, name))
+        if args.epochs < 1 or args.probe_batch_size < 1 or not args.lr > 0 or not args.weight_decay >= 0:
+            ap.error("--epochs and --probe-batch-size must be >= 1, --lr > 0 and --weight-decay >= 0")
+    if args.l2 is not None and (args.solver != "lbfgs" or not 0 <= args.l2 < float("inf")):
+        ap.error("--l2 is a finite number >= 0, for --solver lbfgs only")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         ap.error(f"--device {args.device}: CUDA is not available here; use --device cpu")
     if args.json:
