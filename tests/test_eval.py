@@ -304,3 +304,10 @@ def test_old_metrics_names_are_the_eval_ones():
     for name in ("generator_quality", "reconstruction_quality", "style_mixing_quality", "load_network",
                  "classify", "load_classifier", "frechet_distance", "class_entropy", "MNISTClassifier"):
         assert getattr(metrics, name) is getattr(ev, name), name
+
+
+def test_debug_shows_the_exception(fake_mnist):
+    for argv in (["eval", "generator", "stylegan-mnist32", "--data", fake_mnist, "-n", "0", "--debug"],
+                 ["eval", "--debug", "generator", "stylegan-mnist32", "--data", fake_mnist, "-n", "0"]):
+        with pytest.raises(ValueError, match="-n must be"):
+            main(argv)

@@ -48,8 +48,9 @@ def knn_figures(encoder, data: str, *, codes=None, limit: int | None = None, pro
     _check_labels(data, y_tr)
     dims = style_dims_of(encoder)
     x_tr, x_te = dataset_split(data, "train")[0][:len(c_tr)], dataset_split(data, "test")[0][:len(c_te)]
-    return {"features": knn_eval(codes_to_features(c_tr, dims), y_tr, codes_to_features(c_te, dims), y_te),
-            "pixels": knn_eval(x_tr.float(), y_tr, x_te.float(), y_te, standardized=False)}
+    return {"features": knn_eval(codes_to_features(c_tr, dims), y_tr, codes_to_features(c_te, dims), y_te,
+                                 progress=progress),
+            "pixels": knn_eval(x_tr.float(), y_tr, x_te.float(), y_te, standardized=False, progress=progress)}
 
 
 def _check_labels(data, labels):
@@ -58,10 +59,14 @@ def _check_labels(data, labels):
 
 
 def model_card(encoder, generator, data: str, *, n: int = 10_000, pairs: int = 2000, seed: int = 0,
-               per_level: bool = False, clf: MNISTClassifier | None = None, progress: bool = False) -> dict:
+               per_level: bool = False, clf: MNISTClassifier | None = None, progress: bool = False,
+               codes: dict | None = None) -> dict:
     """Every figure for ``encoder`` + ``generator`` on ``data`` (``mnist:DIR``): ``generator``
     (``n`` samples) with the ``real_floor``, ``encoder`` (all test digits), ``probe``, ``knn``,
-    ``mixing`` (``pairs`` pairs), ``seconds`` per part and ``pretrained_cfg_metrics``."""
+    ``mixing`` (``pairs`` pairs), ``seconds`` per part and ``pretrained_cfg_metrics``.
+
+    ``codes``: ``{"train": (codes, labels), "test": (codes, labels)}`` from :func:`.probe.split_codes`
+    when already computed (then ``seconds["features"]`` is about 0)."""
     from .mixing import style_mixing_quality
     from .probe import split_codes
     n, pairs = check_count(n), check_count(pairs, "--pairs", 1)
@@ -74,7 +79,7 @@ def model_card(encoder, generator, data: str, *, n: int = 10_000, pairs: int = 2
         card["seconds"][name] = round(time.perf_counter() - t, 1)
         t = time.perf_counter()
 
-    codes = {s: split_codes(encoder, data, s, progress=progress) for s in ("test", "train")}
+    codes = codes or {s: split_codes(encoder, data, s, progress=progress) for s in ("test", "train")}
     _check_labels(data, codes["train"][1])
     lap("features")
     card["generator"] = generator_quality(generator, data, n=n, seed=seed, clf=clf, progress=progress)
@@ -85,7 +90,7 @@ def model_card(encoder, generator, data: str, *, n: int = 10_000, pairs: int = 2
     lap("encoder")
     card["probe"] = probe_figures(encoder, data, codes=codes, per_level=per_level, progress=progress)
     lap("probe")
-    card["knn"] = knn_figures(encoder, data, codes=codes)
+    card["knn"] = knn_figures(encoder, data, codes=codes, progress=progress)
     lap("knn")
     card["mixing"] = style_mixing_quality(encoder, generator, data, n_pairs=pairs, seed=seed, clf=clf,
                                           test_codes=codes["test"][0])

@@ -103,8 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  "data: generator samples, reconstructions, linear probe, 1-NN, style mixing, "
                                  "or all of them (card).", formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n")[1])
+    ap.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback of an error")
     data = argparse.ArgumentParser(add_help=False, parents=[common])
     data.add_argument("--data", required=True, help="mnist:<root> (IDX files, train + test split)")
     data.add_argument("--classifier", help="classifier weights (default: the one shipped in the package)")
