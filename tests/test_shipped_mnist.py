@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import ghfeat
-from ghfeat.eval import classifier, quality, stats
+from ghfeat import metrics
 from ghfeat.cli import _bundled_digits
 
 DIGITS = Path(__file__).parent / "data" / "mnist_train_400.npz"
@@ -78,11 +78,11 @@ def test_features_separate_digit_classes(shipped, random_pair):
 
 
 def test_samples_are_diverse_digits(shipped, random_pair):
-    clf = classifier.load_classifier()
+    clf = metrics.load_classifier()
     for G, good in ((shipped[1], True), (random_pair[1], False)):
-        _, pred, conf = classifier.classify(clf, quality.generate(G, 500, seed=1))
-        ok = stats.class_entropy(pred) > 1.9 and conf.mean() > 0.8
-        assert ok == good, (stats.class_entropy(pred), conf.mean())
+        _, pred, conf = metrics.classify(clf, metrics.generate(G, 500, seed=1))
+        ok = metrics.class_entropy(pred) > 1.9 and conf.mean() > 0.8
+        assert ok == good, (metrics.class_entropy(pred), conf.mean())
 
 
 def test_discriminator_prefers_real_digits(shipped):
@@ -119,11 +119,11 @@ def test_reconstruction_quality_on_real_digits(shipped, random_pair, tmp_path):
     spec = _write_idx_test_split(tmp_path / "mnist", np.ascontiguousarray(data["images"][:, 2:30, 2:30]),
                                  data["labels"])               # back to 28x28: the loader pads by 2
     x = torch.from_numpy(data["images"][:100]).float().div(127.5).sub(1)[:, None]
-    good = quality.reconstruction_quality(shipped[0], shipped[1], spec, n=100)
+    good = metrics.reconstruction_quality(shipped[0], shipped[1], spec, n=100)
     rec = ghfeat.reconstruct(x, encoder=shipped[0], generator=shipped[1])[:, :1].clamp(-1, 1)
     assert good["n"] == 100
     assert good["mse"] == pytest.approx(float((rec - x).square().mean()), rel=1e-5)
     assert good["mse_mean_image"] == pytest.approx(float(((x - x.mean(0)) ** 2).mean()), rel=1e-5)
     assert good["mse"] < 0.3 * good["mse_mean_image"] and good["class_agreement"] > 0.9
-    bad = quality.reconstruction_quality(*random_pair, spec, n=100)
+    bad = metrics.reconstruction_quality(*random_pair, spec, n=100)
     assert bad["mse"] > bad["mse_mean_image"] and bad["class_agreement"] < 0.5
