@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ghfeat import metrics
+from ghfeat.eval import classifier, stats
 from ghfeat._registry import create_discriminator, create_generator
 from ghfeat.data import mnist_dataset
 from ghfeat.losses import get_adversarial_loss
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     opt_d = torch.optim.Adam(D.parameters(), lr=args.d_lr, betas=(0.0, 0.99))
     loss = get_adversarial_loss("logistic-r1", r1_gamma=args.r1_gamma)
     noise = {} if args.g == "dcgan" else {"randomize_noise": not args.no_noise}
-    clf = metrics.load_classifier()
+    clf = classifier.load_classifier()
     z_eval = torch.randn(1000, G.z_dim, generator=torch.Generator().manual_seed(1))
     g = torch.Generator().manual_seed(args.seed)
     t0 = time.perf_counter()
@@ -95,8 +95,8 @@ def main(argv=None) -> int:
                 G.eval()
                 imgs = G(z_eval, **noise)
                 G.train()
-            _, pred, conf = metrics.classify(clf, imgs.clamp(-1, 1))
-            print(json.dumps({"step": step, "class_entropy": round(metrics.class_entropy(pred), 3),
+            _, pred, conf = classifier.classify(clf, imgs.clamp(-1, 1))
+            print(json.dumps({"step": step, "class_entropy": round(stats.class_entropy(pred), 3),
                               "confidence": round(float(conf.mean()), 3),
                               "histogram": np.bincount(pred, minlength=10).tolist(),
                               "seconds": round(time.perf_counter() - t0)}), flush=True)

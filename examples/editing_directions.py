@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 
 import ghfeat
-from ghfeat import editing, metrics
+from ghfeat import editing
 from ghfeat._io import atomic_open
 from ghfeat._script import check_args, run
+from ghfeat.eval import classifier
 from ghfeat.data import mnist_dataset
 
 
@@ -97,11 +98,11 @@ def main(argv=None) -> int:
     direction = editing.supervised_direction(feats, upper)
     levels = sorted(direction)
     codes = ghfeat.encode(x_eval, enc, progress=False)
-    clf = metrics.load_classifier()
+    clf = classifier.load_classifier()
     rows = []
     for s, c in zip(args.strengths, editing.edit_codes(codes, direction, args.strengths, style_dims=gen.style_dims)):
         img = ghfeat.decode(c, gen, progress=False).clamp(-1, 1)
-        _, pred, _ = metrics.classify(clf, img)
+        _, pred, _ = classifier.classify(clf, img)
         rows.append({"strength": s, args.attribute: float(measure(img, args.attribute).mean()),
                      "same_class": float((torch.from_numpy(pred) == y_eval).float().mean())})
     print(f"supervised '{args.attribute}' direction on levels {levels} (fitted on {len(x_fit)} training digits, "

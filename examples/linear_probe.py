@@ -5,10 +5,16 @@
     python examples/linear_probe.py --data data/fashion-mnist --checkpoint enc.safetensors
     python examples/linear_probe.py --data data/mnist --random-weights --limit 1000
 
-Features of the frozen encoder are extracted once for train and test (``ghfeat.extract``); a
-single fully-connected layer is trained on the train features (standardised with the train mean
-and std; Adam, minibatches, cross-entropy) and evaluated on the test set. Reported: top-1 with all
-levels concatenated, and with every single level (level 1 = finest, L = most abstract).
+Features of the frozen encoder are extracted once for train and test (``ghfeat.extract``) and
+standardised with the train mean and std. The probe is a multinomial logistic regression solved to
+convergence by full-batch L-BFGS (``ghfeat.eval.probe.linear_probe``, the same code as
+``ghfeat eval probe``): the L2 weight is chosen on a held-out slice of the train set, and the
+printout says how far from the optimum the solver stopped (largest gradient entry) and that a
+stricter tolerance does not change the test accuracy. ``--solver adam`` trains the same layer
+with minibatch Adam instead (``--epochs``, ``--lr``, ``--weight-decay``, ``--probe-batch-size``),
+which stops short of the optimum (MNIST, shipped mnist32: 97.63% vs 98.0% converged).
+Reported: top-1 with all levels concatenated, and with every single level (level 1 = finest,
+L = most abstract).
 """
 from __future__ import annotations
 
@@ -16,14 +22,16 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 import ghfeat
 from ghfeat._io import atomic_open
-from ghfeat._script import check_args, run
+from ghfeat._script import run
 from ghfeat.data import mnist_dataset
+from ghfeat.eval.probe import linear_probe as lbfgs_probe
 
 
 def build_encoder(name: str, checkpoint: str | None, random_weights: bool):
@@ -40,9 +48,9 @@ def features(ds, limit: int | None, enc, batch_size: int, dtype):
     return ghfeat.extract(images, levels=None, model=enc, batch_size=batch_size, dtype=dtype), ds.labels[:n]
 
 
-def linear_probe(x_train, y_train, x_test, y_test, *, epochs: int, lr: float, batch_size: int,
-                 weight_decay: float, seed: int) -> float:
-    """Train one linear layer on ``x_train [N, D]``; return test top-1 accuracy (%)."""
+def adam_probe(x_train, y_train, x_test, y_test, *, epochs: int, lr: float, batch_size: int,
+               weight_decay: float, seed: int) -> float:
+    """One linear layer trained by minibatch Adam on standardised ``x_train [N, D]``; test top-1 (%)."""
     mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-6)
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
     num_classes = int(y_train.max()) + 1
@@ -61,17 +69,31 @@ def linear_probe(x_train, y_train, x_test, y_test, *, epochs: int, lr: float, ba
         return (fc(x_test).argmax(1) == y_test).float().mean().item() * 100
 
 
+def probe(args, x_train, y_train, x_test, y_test) -> tuple[float, str]:
+    """Test top-1 (%) and a note on how the solver ended."""
+    if args.solver == "adam":
+        return adam_probe(x_train, y_train, x_test, y_test, epochs=args.epochs, lr=args.lr,
+                          batch_size=args.probe_batch_size, weight_decay=args.weight_decay, seed=args.seed), \
+            f"Adam, {args.epochs} epochs"
+    r = lbfgs_probe(x_train, y_train, x_test, y_test, l2=args.l2, seed=args.seed)
+    return 100 * r["top1"], (f"L-BFGS, l2 {r['l2']:g}, {r['iterations']} iterations, max |grad| "
+                             f"{r['grad_max']:.1e}; stricter tolerance: {100 * r['top1_more_iters']:.2f}%")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="folder with the MNIST / Fashion-MNIST IDX files (get them with: ghfeat download-data mnist --out DIR)")
     ap.add_argument("--model", default="mnist32")
     ap.add_argument("--checkpoint", help="local encoder weights (.safetensors or a saved folder)")
     ap.add_argument("--random-weights", action="store_true", help="random init (baseline / pipeline check)")
-    ap.add_argument("--limit", type=int, help="use only the first N train and N test images")
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--weight-decay", type=float, default=0.0)
-    ap.add_argument("--probe-batch-size", type=int, default=256)
+    ap.add_argument("--limit", type=int, help="use only the first N train and N test images (N >= 10)")
+    ap.add_argument("--solver", choices=["lbfgs", "adam"], default="lbfgs",
+                    help="lbfgs: converged logistic regression (default); adam: minibatch Adam (the flags below)")
+    ap.add_argument("--l2", type=float, default=None, help="lbfgs: L2 weight (default: chosen on held-out train data)")
+    ap.add_argument("--epochs", type=int, default=None, help="adam only (20)")
+    ap.add_argument("--lr", type=float, default=None, help="adam only (1e-3)")
+    ap.add_argument("--weight-decay", type=float, default=None, help="adam only (0)")
+    ap.add_argument("--probe-batch-size", type=int, default=None, help="adam only (256)")
     ap.add_argument("--batch-size", type=int, default=256, help="extraction batch size")
     ap.add_argument("--no-single-levels", action="store_true", help="only the all-levels probe")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -79,8 +101,29 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
-    check_args(args, device="--device", at_least={"--limit": 1, "--epochs": 1, "--probe-batch-size": 1,
-                                                  "--batch-size": 1}, positive=("--lr",), outputs={"--json": False})
+    if args.limit is not None and args.limit < 10:
+        ap.error(f"--limit must be at least 10 (the L2 weight is chosen on a held-out slice), got {args.limit}")
+    adam_flags = {"--epochs": ("epochs", 20), "--lr": ("lr", 1e-3), "--weight-decay": ("weight_decay", 0.0),
+                  "--probe-batch-size": ("probe_batch_size", 256)}
+    if args.solver == "lbfgs":
+        given = [flag for flag, (name, _) in adam_flags.items() if getattr(args, name) is not None]
+        if given:
+            ap.error(f"{', '.join(given)} only apply to --solver adam (L-BFGS runs to convergence; its L2 is --l2)")
+    else:
+        for name, default in adam_flags.values():
+            setattr(args, name, default if getattr(args, name) is None else getattr(args, name))
+        if args.epochs < 1 or args.probe_batch_size < 1 or not args.lr > 0 or not args.weight_decay >= 0:
+            ap.error("--epochs and --probe-batch-size must be >= 1, --lr > 0 and --weight-decay >= 0")
+    if args.l2 is not None and (args.solver != "lbfgs" or not 0 <= args.l2 < float("inf")):
+        ap.error("--l2 is a finite number >= 0, for --solver lbfgs only")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: CUDA is not available here; use --device cpu")
+    if args.json:
+        from ghfeat._io import check_writable
+        try:
+            check_writable(args.json, folder=False, what="--json")
+        except ValueError as exc:
+            ap.error(str(exc))
 
     torch.manual_seed(args.seed)
     enc = build_encoder(args.model, args.checkpoint, args.random_weights).to(args.device)
@@ -93,21 +136,25 @@ def main(argv=None) -> int:
                               args.batch_size, dtype)
     print(f"features of {len(y_train)} train / {len(y_test)} test images in {time.perf_counter() - t0:.1f}s "
           f"({args.model}, {enc.num_layers} levels)")
+    f_train = {k: v.cpu() for k, v in f_train.items()}
+    f_test = {k: v.cpu() for k, v in f_test.items()}
 
-    kw = dict(epochs=args.epochs, lr=args.lr, batch_size=args.probe_batch_size,
-              weight_decay=args.weight_decay, seed=args.seed)
     levels = sorted(f_train)
-    results = {"all": linear_probe(torch.cat([f_train[k] for k in levels], 1), y_train,
-                                   torch.cat([f_test[k] for k in levels], 1), y_test, **kw)}
-    print(f"all levels ({sum(f_train[k].shape[1] for k in levels)}-d): top-1 {results['all']:.2f}%")
+    results, notes = {}, {}
+    results["all"], notes["all"] = probe(args, torch.cat([f_train[k] for k in levels], 1), y_train,
+                                         torch.cat([f_test[k] for k in levels], 1), y_test)
+    print(f"all levels ({sum(f_train[k].shape[1] for k in levels)}-d): top-1 {results['all']:.2f}%  ({notes['all']})")
     if not args.no_single_levels:
         for k in levels:
-            results[f"level_{k}"] = acc = linear_probe(f_train[k], y_train, f_test[k], y_test, **kw)
-            print(f"level {k:>2} ({f_train[k].shape[1]}-d): top-1 {acc:.2f}%")
+            results[f"level_{k}"], notes[f"level_{k}"] = probe(args, f_train[k], y_train, f_test[k], y_test)
+            print(f"level {k:>2} ({f_train[k].shape[1]}-d): top-1 {results[f'level_{k}']:.2f}%")
     if args.json:
         with atomic_open(args.json, "w", what="--json") as fh:
             json.dump({"model": args.model, "checkpoint": args.checkpoint, "random_weights": args.random_weights,
-                       "n_train": len(y_train), "n_test": len(y_test), "top1": results, **kw}, fh, indent=2)
+                       "n_train": len(y_train), "n_test": len(y_test), "solver": args.solver, "top1": results,
+                       "solver_notes": notes, "l2": args.l2, "epochs": args.epochs, "lr": args.lr,
+                       "batch_size": args.probe_batch_size, "weight_decay": args.weight_decay, "seed": args.seed},
+                      fh, indent=2)
     return 0
 
 

@@ -13,7 +13,7 @@
     ghfeat download NAME                    fetch + verify + convert an official file (pretrained=True's download)
     ghfeat publish NAME REPO_ID             push a converted model + model card to the Hub
     ghfeat train encoder|generator ...      train (works under torchrun too)
-    ghfeat eval generator G --data mnist:R  sample quality (classifier FD, class entropy, confidence)
+    ghfeat eval card MODEL --data mnist:R   evaluation suite: generator, encoder, probe, 1-NN, mixing (ghfeat eval -h)
     ghfeat --version
 
 A user error prints one line to stderr and exits with status 2 (1 for an unexpected error);
@@ -380,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("convert", help="convert official weights (see `ghfeat convert -h`)", add_help=False)
     sub.add_parser("train", help="train an encoder or a generator (see `ghfeat train -h`)", add_help=False)
-    sub.add_parser("eval", help="sample quality of an MNIST generator (see `ghfeat eval -h`)", add_help=False)
+    sub.add_parser("eval", help="evaluate a trained model on MNIST: generator, encoder, probe, 1-NN, mixing, card (see `ghfeat eval -h`)", add_help=False)
     sub.add_parser("download", help="fetch + convert an official file (see `ghfeat download -h`)", add_help=False)
     sub.add_parser("publish", help="push a converted model to the Hub (see `ghfeat publish -h`)", add_help=False)
     return ap
@@ -406,7 +406,7 @@ def main(argv=None) -> int:
             from .train.cli import train_main
             return train_main(argv[1:]) or 0
         if command == "eval":
-            from .metrics import eval_main
+            from .eval.cli import eval_main
             return eval_main(argv[1:]) or 0
         if command == "download-data":
             from .data_download import download_data_main

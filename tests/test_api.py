@@ -388,8 +388,14 @@ def test_example_linear_probe(tmp_path):
     root = _write_tiny_mnist(tmp_path / "mnist")
     probe = _example("linear_probe")
     out = tmp_path / "probe.json"
-    assert probe.main(["--data", str(root), "--random-weights", "--limit", "64", "--epochs", "1",
+    assert probe.main(["--data", str(root), "--random-weights", "--limit", "64",
                        "--no-single-levels", "--json", str(out)]) == 0
     import json
     res = json.loads(out.read_text())
-    assert res["n_train"] == 64 and 0 <= res["top1"]["all"] <= 100
+    assert res["n_train"] == 64 and 0 <= res["top1"]["all"] <= 100 and "L-BFGS" in res["solver_notes"]["all"]
+    assert probe.main(["--data", str(root), "--random-weights", "--limit", "64", "--solver", "adam", "--epochs", "1",
+                       "--no-single-levels", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["solver_notes"]["all"] == "Adam, 1 epochs"
+    for bad in (["--limit", "0"], ["--epochs", "5"], ["--solver", "adam", "--lr", "0"], ["--l2", "nan"]):
+        with pytest.raises(SystemExit):
+            probe.main(["--data", str(root), "--random-weights", *bad])

@@ -353,7 +353,7 @@ def test_load_network_from_an_encoder_run_checkpoint(images, tmp_path):
     from (encoder_checkpoint) are gone; fp16 packaging writes those weights rounded, nothing else."""
     from safetensors.torch import load_file
 
-    from ghfeat import metrics
+    from ghfeat.eval.cli import load_network
     from ghfeat.train import checkpoint as ck
     from ghfeat.train.package import package
     ghfeat.save_model(ghfeat.create_encoder("tiny32"), tmp_path / "init")
@@ -362,19 +362,19 @@ def test_load_network_from_an_encoder_run_checkpoint(images, tmp_path):
     shutil.rmtree(tmp_path / "init")
     ckpt_path = ck.find_latest_checkpoint(tmp_path / "run")
     saved = ck.load_checkpoint(ckpt_path)["models"]
-    E = metrics.load_network(str(ckpt_path), "encoder")
+    E = load_network(str(ckpt_path), "encoder")
     assert not E.training
     for k, v in E.state_dict().items():
         assert torch.equal(v, saved["E"][k]), k
-    assert metrics.load_network(str(ckpt_path), "discriminator").num_channels == 3
-    G = metrics.load_network(str(ckpt_path), "generator")          # the run's frozen G
+    assert load_network(str(ckpt_path), "discriminator").num_channels == 3
+    G = load_network(str(ckpt_path), "generator")          # the run's frozen G
     assert all(torch.equal(v, saved["G"][k]) for k, v in G.state_dict().items())
     train(tiny("generator", images, total_steps=1), tmp_path / "grun")
     with pytest.raises(ValueError, match=r"holds none of \['E'\]"):
-        metrics.load_network(str(ck.find_latest_checkpoint(tmp_path / "grun")), "encoder")
+        load_network(str(ck.find_latest_checkpoint(tmp_path / "grun")), "encoder")
     (tmp_path / "w.safetensors").write_bytes(b"x")
     with pytest.raises(ValueError, match="give a saved folder, a ckpt-\\*.pt or a model name"):
-        metrics.load_network(str(tmp_path / "w.safetensors"), "encoder")
+        load_network(str(tmp_path / "w.safetensors"), "encoder")
     out = package(tmp_path / "assets", None, str(ckpt_path), None)
     assert set(out) == {"encoder"}
     packed = load_file(str(out["encoder"][0]))

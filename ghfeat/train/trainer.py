@@ -806,13 +806,13 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict | None:
-        """Sample quality of ``G_ema`` (:mod:`ghfeat.metrics`: classifier Frechet distance, class
+        """Sample quality of ``G_ema`` (:mod:`ghfeat.eval.quality`: classifier Frechet distance, class
         entropy, confidence on ``eval_n`` samples vs the data's test split), logged as ``eval/*``."""
         if not self.is_main:
             return None
-        from .. import metrics
+        from ..eval.quality import generator_quality
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            res = metrics.generator_quality(self.models["G_ema"], self.cfg.data, n=self.cfg.eval_n, seed=123)
+            res = generator_quality(self.models["G_ema"], self.cfg.data, n=self.cfg.eval_n, seed=123)
         record = {"step": self.step, "kimg": self.data_position / 1000.0,
                   **{f"eval/{k}": v for k, v in res.items() if k != "n"}}
         if self.logger is not None:

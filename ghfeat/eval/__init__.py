@@ -1,0 +1,49 @@
+"""Evaluation of a trained GH-Feat model (MNIST-like data), in one place.
+
+    from ghfeat.eval import generator_quality, reconstruction_quality, linear_probe, model_card
+
+Modules (none of them imports :mod:`ghfeat.train`; the trainer imports :mod:`.quality`, and only
+the command line :mod:`.cli` loads networks from trainer checkpoints):
+
+* :mod:`.classifier`: the small MNIST classifier that judges images (``MNISTClassifier``,
+  ``load_classifier``, ``classify``, ``train_classifier``, ``save_classifier``);
+* :mod:`.stats`: Frechet distance, class entropy, per-class histogram (numpy only);
+* :mod:`.quality`: sample quality of a generator, reconstruction quality of an encoder;
+* :mod:`.mixing`: style mixing of real digits in GH-Feat code space vs the generator's w space;
+* :mod:`.probe`: features of a whole split, converged linear probe (L-BFGS), 1-NN;
+* :mod:`.card`: all of the above for an encoder + its generator, as one table / JSON;
+* :mod:`.cli`: ``ghfeat eval generator|encoder|probe|knn|mixing|card|train-classifier``.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "MNISTClassifier": ".classifier", "load_classifier": ".classifier", "classify": ".classifier",
+    "train_classifier": ".classifier", "save_classifier": ".classifier", "to_luminance": ".classifier",
+    "gaussian_stats": ".stats", "frechet_distance": ".stats", "class_entropy": ".stats",
+    "class_histogram": ".stats",
+    "reference_stats": ".quality", "generate": ".quality",
+    "generator_quality": ".quality", "real_floor": ".quality", "reconstruction_quality": ".quality",
+    "mean_image_gap": ".quality", "batch_statistic_check": ".quality",
+    "style_mixing_quality": ".mixing", "MIXING_SPLITS": ".mixing",
+    "split_codes": ".probe", "codes_to_features": ".probe", "standardize": ".probe",
+    "fit_logistic_regression": ".probe", "linear_probe": ".probe", "nearest_neighbor": ".probe",
+    "knn_eval": ".probe",
+    "model_card": ".card",
+    "load_network": ".cli", "eval_main": ".cli",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ghfeat.eval' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

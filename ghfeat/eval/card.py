@@ -1,0 +1,156 @@
+"""One evaluation of an encoder + its generator on MNIST: every figure of :mod:`ghfeat.eval`.
+
+    from ghfeat.eval import model_card
+    card = model_card(E, G, "mnist:../shared/data/mnist")      # dict, JSON-ready
+    print(format_card(card))
+
+The encoder sees the 70,000 digits once (train and test codes); the probe, 1-NN, reconstructions
+and the style mixing all reuse those codes. ``card["pretrained_cfg_metrics"]`` holds the figures
+in the form of a registry entry's ``PretrainedCfg.metrics``.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from .classifier import MNISTClassifier, load_classifier
+from .quality import check_count, dataset_split, generator_quality, real_floor, reconstruction_quality
+
+
+def probe_figures(encoder, data: str, *, codes=None, per_level: bool = False, l2: float | None = None,
+                  limit: int | None = None, progress: bool = False) -> dict:
+    """``{"all": linear_probe(...), "level_k": ... (with per_level)}`` on all levels of the frozen
+    encoder, train split -> test split. ``codes``: ``{"train": (codes, labels), "test": ...}``
+    when already computed."""
+    from .._models import style_dims_of
+    from .probe import codes_to_features, linear_probe, split_codes
+    codes = codes or {s: split_codes(encoder, data, s, n=limit, progress=progress) for s in ("train", "test")}
+    (c_tr, y_tr), (c_te, y_te) = codes["train"], codes["test"]
+    _check_labels(data, y_tr)
+    dims = style_dims_of(encoder)
+    out = {"all": linear_probe(codes_to_features(c_tr, dims), y_tr, codes_to_features(c_te, dims), y_te,
+                               l2=l2, progress=progress)}
+    if per_level:
+        for k in range(1, len(dims) + 1):
+            out[f"level_{k}"] = linear_probe(codes_to_features(c_tr, dims, [k]), y_tr,
+                                             codes_to_features(c_te, dims, [k]), y_te, l2=l2, check=False)
+    return out
+
+
+def knn_figures(encoder, data: str, *, codes=None, limit: int | None = None, progress: bool = False) -> dict:
+    """1-NN top-1 on the standardized all-level features, and on raw pixels (the baseline)."""
+    from .._models import style_dims_of
+    from .probe import codes_to_features, knn_eval, split_codes
+    codes = codes or {s: split_codes(encoder, data, s, n=limit, progress=progress) for s in ("train", "test")}
+    (c_tr, y_tr), (c_te, y_te) = codes["train"], codes["test"]
+    _check_labels(data, y_tr)
+    dims = style_dims_of(encoder)
+    x_tr, x_te = dataset_split(data, "train")[0][:len(c_tr)], dataset_split(data, "test")[0][:len(c_te)]
+    return {"features": knn_eval(codes_to_features(c_tr, dims), y_tr, codes_to_features(c_te, dims), y_te,
+                                 progress=progress),
+            "pixels": knn_eval(x_tr.float(), y_tr, x_te.float(), y_te, standardized=False, progress=progress)}
+
+
+def _check_labels(data, labels):
+    if labels is None:
+        raise ValueError(f"{data} has no labels; the probe and 1-NN need a labelled data set (mnist:DIR)")
+
+
+def model_card(encoder, generator, data: str, *, n: int = 10_000, pairs: int = 2000, seed: int = 0,
+               per_level: bool = False, clf: MNISTClassifier | None = None, progress: bool = False,
+               codes: dict | None = None) -> dict:
+    """Every figure for ``encoder`` + ``generator`` on ``data`` (``mnist:DIR``): ``generator``
+    (``n`` samples) with the ``real_floor``, ``encoder`` (all test digits), ``probe``, ``knn``,
+    ``mixing`` (``pairs`` pairs), ``seconds`` per part and ``pretrained_cfg_metrics``.
+
+    ``codes``: ``{"train": (codes, labels), "test": (codes, labels)}`` from :func:`.probe.split_codes`
+    when already computed (then ``seconds["features"]`` is about 0)."""
+    from .mixing import style_mixing_quality
+    from .probe import split_codes
+    n, pairs = check_count(n), check_count(pairs, "--pairs", 1)
+    clf = clf or load_classifier()
+    card: dict = {"data": data, "seconds": {}}
+    t = time.perf_counter()
+
+    def lap(name):
+        nonlocal t
+        card["seconds"][name] = round(time.perf_counter() - t, 1)
+        t = time.perf_counter()
+
+    codes = codes or {s: split_codes(encoder, data, s, progress=progress) for s in ("test", "train")}
+    _check_labels(data, codes["train"][1])
+    lap("features")
+    card["generator"] = generator_quality(generator, data, n=n, seed=seed, clf=clf, progress=progress)
+    card["real_floor"] = real_floor(data, n=min(n, len(codes["train"][0])), clf=clf)
+    lap("generator")
+    card["encoder"] = reconstruction_quality(encoder, generator, data, n=None, clf=clf, progress=progress,
+                                             codes=codes["test"][0])
+    lap("encoder")
+    card["probe"] = probe_figures(encoder, data, codes=codes, per_level=per_level, progress=progress)
+    lap("probe")
+    card["knn"] = knn_figures(encoder, data, codes=codes, progress=progress)
+    lap("knn")
+    card["mixing"] = style_mixing_quality(encoder, generator, data, n_pairs=pairs, seed=seed, clf=clf,
+                                          test_codes=codes["test"][0])
+    lap("mixing")
+    g, e, p, k, m = card["generator"], card["encoder"], card["probe"]["all"], card["knn"], card["mixing"]
+    card["pretrained_cfg_metrics"] = {
+        "generator": {"fd": round(g["fd"], 2), "class_entropy": round(g["class_entropy"], 3),
+                      "confidence": round(g["confidence"], 3),
+                      "min_class_fraction": round(min(g["class_histogram"]), 3)},
+        "encoder": {"mse": round(e["mse"], 4), "class_agreement": round(e["class_agreement"], 4),
+                    "linear_probe_top1": round(100 * p["top1"], 2), "knn_top1": round(100 * k["features"]["top1"], 2),
+                    **{f"mixing_{s}": round(r["expected_rate"], 3) for s, r in m["encoded"].items()}},
+    }
+    return card
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def format_histogram(hist) -> str:
+    return "  ".join(f"{k}:{100 * v:4.1f}" for k, v in enumerate(hist))
+
+
+def format_sections(card: dict) -> list[str]:
+    """Table lines for whichever sections ``card`` holds (a full card or one subcommand's result)."""
+    lines = []
+    if "generator" in card:
+        lines.append(f"{'generator':<28}{'FD':>9}{'entropy':>9}{'confidence':>12}   (entropy of uniform "
+                     f"= {math.log(10):.3f})")
+        for key in ("generator", "real_floor"):
+            if key in card:
+                r = card[key]
+                lines.append(f"  {key + ' (' + str(r['n']) + ')':<26}{r['fd']:>9.3f}{r['class_entropy']:>9.3f}"
+                             f"{r['confidence']:>12.3f}")
+                lines.append(f"    per-class %   {format_histogram(r['class_histogram'])}")
+    if "encoder" in card:
+        r = card["encoder"]
+        lines.append(f"encoder ({r['n']} digits)       reconstruction MSE {r['mse']:.4f} (mean-digit "
+                     f"baseline {r['mse_mean_image']:.4f}), class agreement {_pct(r['class_agreement'])}, "
+                     f"FD {r['fd']:.3f}")
+    if "probe" in card:
+        for key, r in card["probe"].items():
+            name = "linear probe, all levels" if key == "all" else f"  {key.replace('_', ' ')}"
+            line = f"{name:<28}top-1 {_pct(r['top1'])}  ({r['dim']}-d, l2 {r['l2']:g}, {r['iterations']} " \
+                   f"L-BFGS iterations, max |grad| {r['grad_max']:.1e}"
+            if "top1_more_iters" in r:
+                line += f"; stricter tolerance: {_pct(r['top1_more_iters'])}"
+            lines.append(line + ")")
+    if "knn" in card:
+        k = card["knn"]
+        lines.append(f"{'1-NN':<28}features {_pct(k['features']['top1'])}, raw pixels {_pct(k['pixels']['top1'])}")
+    if "mixing" in card:
+        m = card["mixing"]
+        lines.append(f"style mixing ({m['n_pairs']} pairs; expected class, confidence; real digits "
+                     f"{m['real_confidence']:.3f})")
+        for s, r in m["encoded"].items():
+            line = f"  B's levels {s} -> {r['expected']:<10}y-space {_pct(r['expected_rate']):>7} {r['confidence']:.3f}"
+            if "w_space" in m:
+                w = m["w_space"][s]
+                line += f"   w-space (ceiling) {_pct(w['expected_rate']):>7} {w['confidence']:.3f}"
+            lines.append(line)
+    return lines
