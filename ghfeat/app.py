@@ -26,7 +26,9 @@ import io
 import os
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from collections import OrderedDict
 from pathlib import Path
 
@@ -357,19 +359,29 @@ def build_app(explorer: Explorer, *, title: str = "", examples_dir=None):
                 name = getattr(payload, "orig_name", None) or "the file"
                 return BadUpload(name, type(exc).__name__)
 
+    lock = threading.Lock()          # one computation at a time: the caches and 2 CPU cores are shared
+
+    def locked(fn):
+        def run(*args):
+            with lock:
+                return fn(*args)
+        run.__name__ = fn.__name__
+        return run
+
     def ok(msg=""):
         return msg
 
     def fail(exc):
         if isinstance(exc, UploadError):
             return f"⚠️ {exc}"
-        print(f"ghfeat app: {type(exc).__name__}: {exc}", file=sys.stderr)
+        traceback.print_exception(exc, file=sys.stderr)            # the server log, never the page
         return f"⚠️ Something went wrong ({type(exc).__name__}: {exc}). The server log has the details."
 
     def img(**kw):
         return gr.Image(interactive=False, format="png", height=170, elem_classes=["pixels"],
                         buttons=["download"], **kw)
 
+    @locked
     def on_reconstruct(a, resize):
         try:
             x, rec, err, m = ex.reconstruct(a, resize=resize)
@@ -380,6 +392,7 @@ def build_app(explorer: Explorer, *, title: str = "", examples_dir=None):
         except Exception as exc:
             return None, None, None, fail(exc), None
 
+    @locked
     def on_mix(a, b, from_b, resize):
         try:
             ra, rb, mixed = ex.mix(a, b, from_b, resize=resize)
@@ -390,6 +403,7 @@ def build_app(explorer: Explorer, *, title: str = "", examples_dir=None):
         except Exception as exc:
             return None, None, None, fail(exc)
 
+    @locked
     def on_edit(a, direction, lv, strength, resize):
         try:
             rec, edited = ex.edit(a, direction, lv, strength, resize=resize)
@@ -398,6 +412,7 @@ def build_app(explorer: Explorer, *, title: str = "", examples_dir=None):
         except Exception as exc:
             return None, None, fail(exc)
 
+    @locked
     def on_spatial(a, level, resize):
         try:
             grid, info = ex.spatial(a, int(level), resize=resize)
@@ -512,6 +527,8 @@ def build_app(explorer: Explorer, *, title: str = "", examples_dir=None):
         for trigger in (direction.change, edit_levels.change, strength.change):
             trigger(on_edit, *edit_io, **live)
         sp_level.change(on_spatial, *sp_io, **live)
+
+        @locked
         def on_use_drawing(drawing):
             try:
                 return png(to_uint8(ex.to_tensor(drawing)[0])), ok()

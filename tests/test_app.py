@@ -80,11 +80,12 @@ def test_edit_sefa_and_supervised(ex, models, digits):
     assert np.array_equal(rec, zero) and np.array_equal(rec, ex.reconstruct(digits[4])[1])
     _, edited = ex.edit(digits[4], "sefa:1", [5, 2], 3.0)
     codes = ghfeat.encode(digits[4], enc, progress=False).clone()
-    for k in (5, 2):
-        codes[0, 8 - k] += 3.0 * sefa_directions(gen, k)[0][1]
+    for k in (5, 2):                                               # level k = layer 8 - k, 2C numbers
+        d = gen.style_dims[8 - k]
+        codes[0, 8 - k, :d] += 3.0 * sefa_directions(gen, k)[0][1]
     assert np.abs(edited.astype(int) - _u8(ghfeat.decode(codes, gen, progress=False)[0, 0])).max() <= 1
     d = ex.direction("thickness", [6, 7])
-    assert sorted(d) == [6, 7] and d[6].shape == (256,)
+    assert sorted(d) == [6, 7] and d[6].shape == (gen.style_dims[2],)
     assert float(torch.cat([d[6], d[7]]).norm()) == pytest.approx(1.0, abs=1e-5)
     _, thick = ex.edit(digits[4], "thickness", [6, 7], 8.0)
     _, thin = ex.edit(digits[4], "thickness", [6, 7], -8.0)

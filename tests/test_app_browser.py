@@ -223,13 +223,13 @@ def test_app_in_browser(app, browser, tmp_path):
     assert rec_b.shape == (32, 32) and np.abs(rec_b.astype(int) - expected_b).max() <= 1
     _set_checked(d, "levels_from_b", set())
     _wait(lambda: "no level from B" in _text(d, "mix_msg"), "the mix with no level from B")
-    mix_none = _pixels(_src(d, "mix_output"))
+    mix_none = _pixels(_wait(lambda: _src(d, "mix_output"), "the mix"))
     assert mix_none.shape == (32, 32)
     assert np.array_equal(mix_none, rec)                           # no level from B = A's reconstruction
     assert np.array_equal(_pixels(_src(d, "mix_a")), rec)
-    old = _src(d, "mix_output")
-    _set_checked(d, "levels_from_b", {5, 6, 7, 8})
-    mixed = _pixels(_new_src(d, "mix_output", old))
+    _set_checked(d, "levels_from_b", {5, 6, 7, 8})                 # one event per tick: wait for the last
+    _wait(lambda: "levels 5, 6, 7, 8 from B" in _text(d, "mix_msg"), "the mix of levels 5-8 from B")
+    mixed = _pixels(_wait(lambda: _src(d, "mix_output"), "the mixed image"))
     ca, cb = (ghfeat.encode([str(files[i])], enc, progress=False) for i in (2, 5))
     ca[:, :4] = cb[:, :4]                                          # levels 5..8 = generator layers 3..0
     want = ((ghfeat.decode(ca, gen, progress=False).clamp(-1, 1)[0, 0] + 1) * 127.5).round().numpy()
@@ -254,7 +254,7 @@ def test_app_in_browser(app, browser, tmp_path):
     edited = _pixels(_src(d, "edit_output"))                       # strength 4.5, SeFa #0 at level 5
     assert edited.shape == (32, 32) and not np.array_equal(edited, rec)
     codes = ghfeat.encode([str(files[2])], enc, progress=False)
-    codes[0, 3, :] += 4.5 * sefa_directions(gen, 5)[0][0]          # level 5 = layer 8 - 5 = 3 (256 wide)
+    codes[0, 3, :gen.style_dims[3]] += 4.5 * sefa_directions(gen, 5)[0][0]   # level 5 = layer 8 - 5 = 3
     want = ghfeat.decode(codes, gen, progress=False).clamp(-1, 1)[0, 0]
     assert np.abs(edited.astype(int) - ((want + 1) * 127.5).round().numpy()).max() <= 1
     _shot(d, "edit", shots)
