@@ -28,7 +28,7 @@ def models():
 
 @pytest.fixture(scope="module")
 def ex(models):
-    return Explorer(*models, fit_samples=64)
+    return Explorer(*models)
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +84,12 @@ def test_edit_sefa_and_supervised(ex, models, digits):
         d = gen.style_dims[8 - k]
         codes[0, 8 - k, :d] += 3.0 * sefa_directions(gen, k)[0][1]
     assert np.abs(edited.astype(int) - _u8(ghfeat.decode(codes, gen, progress=False)[0, 0])).max() <= 1
-    d = ex.direction("thickness", [6, 7])
-    assert sorted(d) == [6, 7] and d[6].shape == (gen.style_dims[2],)
-    assert float(torch.cat([d[6], d[7]]).norm()) == pytest.approx(1.0, abs=1e-5)
-    _, thick = ex.edit(digits[4], "thickness", [6, 7], 8.0)
-    _, thin = ex.edit(digits[4], "thickness", [6, 7], -8.0)
-    m = measure(torch.from_numpy(np.stack([thin, thick])).float()[:, None] / 127.5 - 1, "thickness")
-    assert m[1] > m[0]                                             # the fitted direction moves the measure
+    d = ex.direction("thickness", [1, 2, 3, 4])
+    assert sorted(d) == [1, 2, 3, 4] and d[1].shape == (gen.style_dims[7],) and d[4].shape == (gen.style_dims[4],)
+    assert float(torch.cat(list(d.values())).norm()) == pytest.approx(1.0, abs=1e-5)
+    m = {s: measure(torch.from_numpy(np.stack([ex.edit(x, "thickness", [1, 2, 3, 4], s)[1] for x in digits])
+                                     ).float()[:, None] / 127.5 - 1, "thickness") for s in (-6.0, 6.0)}
+    assert (m[6.0] > m[-6.0]).all()               # fitted on G's samples, it thickens every real test digit
     with pytest.raises(UploadError, match="at least one level"):
         ex.edit(digits[4], "sefa:0", [], 1.0)
     with pytest.raises(ValueError, match="unknown direction"):
@@ -151,17 +150,17 @@ def test_upload_messages(ex, tmp_path, digits):
 def test_core_package_does_not_import_gradio():
     code = ("import sys, ghfeat, ghfeat.api, ghfeat.editing, ghfeat.cli, ghfeat.app; "
             "assert 'gradio' not in sys.modules, 'gradio imported'")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=600)
 
 
 def test_cli_without_the_extra(tmp_path):
     """No gradio: one line naming the extra, exit 2, before any model is loaded."""
     (tmp_path / "gradio.py").write_text("raise ImportError('No module named gradio')\n")
-    r = subprocess.run([sys.executable, "-m", "ghfeat", "app"], capture_output=True, text=True, timeout=120,
+    r = subprocess.run([sys.executable, "-m", "ghfeat", "app"], capture_output=True, text=True, timeout=600,
                        cwd=ROOT, env={**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{ROOT}"})
     assert r.returncode == 2
     assert r.stderr.strip() == 'ghfeat app: error: ghfeat app needs the optional extra: pip install "ghfeat[app]" ' \
                                '(it installs Gradio)'
     r = subprocess.run([sys.executable, "-m", "ghfeat", "app", "--port", "70000"], capture_output=True, text=True,
-                       timeout=120, cwd=ROOT)
+                       timeout=600, cwd=ROOT)
     assert r.returncode == 2 and r.stderr.strip() == "ghfeat app: error: --port must be in 1..65535, got 70000"

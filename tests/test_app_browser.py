@@ -216,7 +216,7 @@ def test_app_in_browser(app, browser, tmp_path):
 
     # -- mix: no level from B = A's reconstruction; coarse levels from B change it ------------------
     _tab(d, "Style mixing")
-    old = _src(d, "mix_b")
+    old = _wait(lambda: _src(d, "mix_b"), "B's reconstruction (the bundled example) in the new tab")
     _upload(d, "image_b", files[5])
     rec_b = _pixels(_new_src(d, "mix_b", old))
     expected_b = ghfeat.reconstruct([str(files[5])], encoder=enc, generator=gen)[0, 0].numpy()
@@ -265,7 +265,7 @@ def test_app_in_browser(app, browser, tmp_path):
 
     # -- features: magnitudes plot and spatial maps --------------------------------------------------
     _tab(d, "Features")
-    old = _src(d, "spatial")
+    _wait(lambda: _src(d, "spatial"), "the spatial features in the new tab")
     ms_sp = d.execute_async_script(SET_SLIDER_AND_TIME, "#spatial_level input[type=range]", "#spatial img", 6)
     assert ms_sp > 0
     grid = _pixels(_src(d, "spatial"))
