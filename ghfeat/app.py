@@ -21,6 +21,7 @@ Levels follow the paper: level 1 is the finest generator layer, level L the most
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -552,15 +553,51 @@ def load_models(model: str, generator: str | None = None):
     return enc, load_network(gname, "generator"), gname
 
 
+@contextlib.contextmanager
+def _patient_startup_check(seconds: float = 120.0):
+    """Gradio's launch asks its own server once (5 tries, 3 s each) and gives up with "localhost is not
+    accessible" when no answer comes: on a busy 2-core machine the answer can take longer. Keep asking
+    for up to ``seconds``."""
+    from gradio import networking
+    quick = getattr(networking, "url_ok", None)
+    if quick is None:
+        yield
+        return
+
+    def patient(url):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if quick(url):
+                return True
+            time.sleep(0.5)
+        return False
+    networking.url_ok = patient
+    try:
+        yield
+    finally:
+        networking.url_ok = quick
+
+
+@contextlib.contextmanager
+def _close_on_error(demo):
+    """A launch that fails after starting the server thread would otherwise keep the process alive."""
+    try:
+        yield
+    except BaseException:
+        demo.close()
+        raise
+
+
 def serve(explorer: Explorer, *, host: str = "127.0.0.1", port: int | None = None, title: str = "",
           block: bool = True):
     """Build and launch the page; returns ``(demo, url)`` (with ``block=False`` the server runs in a
     background thread until ``demo.close()``)."""
     folder = Path(tempfile.mkdtemp(prefix="ghfeat-app-"))
     demo = build_app(explorer, title=title, examples_dir=folder)
-    _, url, _ = demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, share=False,
-                            show_error=False, ssr_mode=False, quiet=True, allowed_paths=[str(folder)],
-                            footer_links=[], **demo.ghfeat_launch_kwargs)
+    with _patient_startup_check(), _close_on_error(demo):
+        _, url, _ = demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, share=False,
+                                show_error=False, ssr_mode=False, quiet=True, allowed_paths=[str(folder)],
+                                footer_links=[], **demo.ghfeat_launch_kwargs)
     if block:
         print(f"ghfeat app: serving on {url} (Ctrl+C stops it)", flush=True)
         try:
