@@ -610,6 +610,10 @@ def serve(explorer: Explorer, *, host: str = "127.0.0.1", port: int | None = Non
     return demo, url
 
 
+def page_title(model: str, generator: str, explorer: Explorer) -> str:
+    return f"encoder `{model}` + generator `{generator}`, {explorer.R}x{explorer.R}, {explorer.L} levels"
+
+
 def app_main(argv=None) -> int:
     import argparse
     ap = argparse.ArgumentParser(prog="ghfeat app", description="A local web page to explore a GH-Feat model: "
@@ -629,6 +633,5 @@ def app_main(argv=None) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"!! --host {args.host}: the app is reachable from other machines on that network", file=sys.stderr)
     ex = Explorer(enc, gen)
-    serve(ex, host=args.host, port=args.port,
-          title=f"encoder `{args.model}` + generator `{gname}`, {ex.R}x{ex.R}, {ex.L} levels")
+    serve(ex, host=args.host, port=args.port, title=page_title(args.model, gname, ex))
     return 0

@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="no system Ch
 from PIL import Image  # noqa: E402
 
 import ghfeat  # noqa: E402
-from ghfeat.app import Explorer, load_models, serve  # noqa: E402
+from ghfeat.app import Explorer, load_models, page_title, serve  # noqa: E402
 from ghfeat.editing import sefa_directions  # noqa: E402
 
 DIGITS = Path(ghfeat.__file__).parent / "assets" / "mnist_test_digits.png"
@@ -70,8 +70,9 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def app():
-    enc, gen, _ = load_models("mnist32")
-    demo, url = serve(Explorer(enc, gen), host="127.0.0.1", port=_free_port(), title="test", block=False)
+    enc, gen, gname = load_models("mnist32")
+    ex = Explorer(enc, gen)
+    demo, url = serve(ex, host="127.0.0.1", port=_free_port(), title=page_title("mnist32", gname, ex), block=False)
     yield url, enc, gen
     demo.close()
 
@@ -165,18 +166,15 @@ input.dispatchEvent(new Event('change', {bubbles: true}));
 
 
 def _shot(driver, name: str, shots: Path):
-    """The page as a person sees it (the window, cropped below the last content)."""
+    """The window as a person sees it, cropped 20 px below the last non-white row."""
     path = shots / f"app_{name}.png"
     driver.save_screenshot(str(path))
-    bottom = driver.execute_script(
-        "let b = 0; for (const e of document.querySelectorAll('.tabitem, .gradio-container > * > *')) {"
-        "  const r = e.getBoundingClientRect(); if (r.height && getComputedStyle(e).display !== 'none')"
-        "  b = Math.max(b, r.bottom); } return Math.ceil(b * window.devicePixelRatio);")
     with Image.open(path) as im:
         im = im.convert("RGB")
-        if 100 < bottom + 24 < im.height:
-            im = im.crop((0, 0, im.width, bottom + 24))
-        im.save(path, optimize=True)
+    rows = np.where((np.asarray(im) < 245).any(axis=(1, 2)))[0]
+    if len(rows):
+        im = im.crop((0, 0, im.width, min(im.height, int(rows.max()) + 20)))
+    im.quantize(colors=128).save(path, optimize=True)
 
 
 # -- the test --------------------------------------------------------------------------------------
