@@ -348,17 +348,20 @@ def build_app(explorer: Explorer, *, title: str = "", examples_dir=None):
     levels = list(range(1, L + 1))
     level_choices = [(f"{k}" + (" (finest)" if k == 1 else " (most abstract)" if k == L else ""), k) for k in levels]
 
-    class Upload(gr.Image):
-        """gr.Image whose non-image files arrive as :class:`BadUpload` (a message in the page,
-        instead of Gradio's generic error)."""
-        is_template = True           # the browser side is the plain Image component
+    def Upload(**kw):
+        """A gr.Image whose non-image files arrive as :class:`BadUpload` (a message in the page instead
+        of Gradio's generic error). The instance's ``preprocess`` is wrapped; a subclass would make
+        Gradio write a ``.pyi`` stub next to this module."""
+        component = gr.Image(**kw)
+        plain = component.preprocess
 
-        def preprocess(self, payload):
+        def preprocess(payload):
             try:
-                return super().preprocess(payload)
+                return plain(payload)
             except Exception as exc:                      # PIL could not read it
-                name = getattr(payload, "orig_name", None) or "the file"
-                return BadUpload(name, type(exc).__name__)
+                return BadUpload(getattr(payload, "orig_name", None) or "the file", type(exc).__name__)
+        component.preprocess = preprocess
+        return component
 
     lock = threading.Lock()          # one computation at a time: the caches and 2 CPU cores are shared
 
