@@ -14,6 +14,7 @@
     ghfeat publish NAME REPO_ID             push a converted model + model card to the Hub
     ghfeat train encoder|generator ...      train (works under torchrun too)
     ghfeat eval card MODEL --data mnist:R   evaluation suite: generator, encoder, probe, 1-NN, mixing (ghfeat eval -h)
+    ghfeat app [--model mnist32]            local web page: reconstruct, mix levels, edit (extra: ghfeat[app])
     ghfeat --version
 
 A user error prints one line to stderr and exits with status 2 (1 for an unexpected error);
@@ -383,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("eval", help="evaluate a trained model on MNIST: generator, encoder, probe, 1-NN, mixing, card (see `ghfeat eval -h`)", add_help=False)
     sub.add_parser("download", help="fetch + convert an official file (see `ghfeat download -h`)", add_help=False)
     sub.add_parser("publish", help="push a converted model to the Hub (see `ghfeat publish -h`)", add_help=False)
+    sub.add_parser("app", help="local web page: reconstruct, mix levels, edit (see `ghfeat app -h`)", add_help=False)
     return ap
 
 
@@ -417,6 +419,9 @@ def main(argv=None) -> int:
         if command == "export":
             from .export import export_main
             return export_main(argv[1:]) or 0
+        if command == "app":
+            from .app import app_main
+            return app_main(argv[1:]) or 0
         if command == "publish":
             from .publish import publish_main
             return publish_main(argv[1:]) or 0
