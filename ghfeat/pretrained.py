@@ -211,11 +211,12 @@ _MNIST_SHA256 = {
     "discriminator": "03c7bcae3665cb8414d6f24dd6c056011e10d1c7624a707e45f50fe90db8889b",
     "encoder": "3a042ba61494aa8f3d959801f80b21154ef6b611dd5ea959a9b34d3d11106a34",
 }
-_MNIST_METRICS = {     # docs/mnist.md: `ghfeat eval generator|encoder`, examples/linear_probe.py
-    "generator": {"classifier_fd": 61.47, "class_entropy": 2.176, "confidence": 0.940},
-    "encoder": {"mse": 0.0306, "class_agreement": 0.9732, "linear_probe_top1": 97.63},
+_MNIST_METRICS = {     # `ghfeat eval card mnist32 --data mnist:DIR` (docs/mnist.md; v2, 2026-12-01)
+    "generator": {"classifier_fd": 39.25, "class_entropy": 2.216, "confidence": 0.961, "min_class_fraction": 0.025},
+    "encoder": {"mse": 0.0227, "class_agreement": 0.9812, "linear_probe_top1": 98.93, "knn_top1": 97.96,
+                "mixing_5-8": 0.905, "mixing_1-4": 0.901, "mixing_7-8": 0.069},
 }
-_MNIST_NOTES = ("Trained by ghfeat with `--recipe mnist32-cpu` on the full MNIST training set (60,000 "
+_MNIST_NOTES = ("Trained by ghfeat (`--recipe mnist32-cpu`, then continued: v2) on the full MNIST training set (60,000 "
                 "digits; MNIST is CC BY-SA 3.0, and so are these weights) on a 2-core CPU; see "
                 "docs/mnist.md for the runs, the metrics and how to reproduce them.")
 
