@@ -249,7 +249,8 @@ def test_app_in_browser(app, browser, tmp_path):
             zero = _pixels(_src(d, "edit_output"))
             assert np.array_equal(zero, rec)                       # strength 0 = the reconstruction
     cpu = (time.process_time() - cpu0[0]) + (_cpu_seconds([driver_pid]) - cpu0[1])   # server + browser
-    edited = _pixels(_src(d, "edit_output"))                       # strength 4.5, SeFa #0 at level 5
+    _wait(lambda: "strength +4.5" in _text(d, "edit_msg"), "the edit at strength 4.5")   # not a late reply
+    edited = _pixels(_wait(lambda: _src(d, "edit_output"), "the edited image"))   # SeFa #0 at level 5
     assert edited.shape == (32, 32) and not np.array_equal(edited, rec)
     codes = ghfeat.encode([str(files[2])], enc, progress=False).clone()
     codes[0, 3, :gen.style_dims[3]] += 4.5 * sefa_directions(gen, 5)[0][0]   # level 5 = layer 8 - 5 = 3
