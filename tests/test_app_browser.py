@@ -228,7 +228,7 @@ def test_app_in_browser(app, browser, tmp_path):
     _set_checked(d, "levels_from_b", {5, 6, 7, 8})                 # one event per tick: wait for the last
     _wait(lambda: "levels 5, 6, 7, 8 from B" in _text(d, "mix_msg"), "the mix of levels 5-8 from B")
     mixed = _pixels(_wait(lambda: _src(d, "mix_output"), "the mixed image"))
-    ca, cb = (ghfeat.encode([str(files[i])], enc, progress=False) for i in (2, 5))
+    ca, cb = (ghfeat.encode([str(files[i])], enc, progress=False).clone() for i in (2, 5))
     ca[:, :4] = cb[:, :4]                                          # levels 5..8 = generator layers 3..0
     want = ((ghfeat.decode(ca, gen, progress=False).clamp(-1, 1)[0, 0] + 1) * 127.5).round().numpy()
     assert mixed.shape == (32, 32) and np.abs(mixed.astype(int) - want).max() <= 1
@@ -249,9 +249,10 @@ def test_app_in_browser(app, browser, tmp_path):
             zero = _pixels(_src(d, "edit_output"))
             assert np.array_equal(zero, rec)                       # strength 0 = the reconstruction
     cpu = (time.process_time() - cpu0[0]) + (_cpu_seconds([driver_pid]) - cpu0[1])   # server + browser
-    edited = _pixels(_src(d, "edit_output"))                       # strength 4.5, SeFa #0 at level 5
+    _wait(lambda: "strength +4.5" in _text(d, "edit_msg"), "the edit at strength 4.5")   # not a late reply
+    edited = _pixels(_wait(lambda: _src(d, "edit_output"), "the edited image"))   # SeFa #0 at level 5
     assert edited.shape == (32, 32) and not np.array_equal(edited, rec)
-    codes = ghfeat.encode([str(files[2])], enc, progress=False)
+    codes = ghfeat.encode([str(files[2])], enc, progress=False).clone()
     codes[0, 3, :gen.style_dims[3]] += 4.5 * sefa_directions(gen, 5)[0][0]   # level 5 = layer 8 - 5 = 3
     want = ghfeat.decode(codes, gen, progress=False).clamp(-1, 1)[0, 0]
     assert np.abs(edited.astype(int) - ((want + 1) * 127.5).round().numpy()).max() <= 1
