@@ -115,7 +115,7 @@ def level_dims(model) -> dict[int, int]:
 
     ``model``: an encoder, a generator (anything with ``style_dims``, coarse layer 0 first) or an
     encoder registry name (built without weights). For the official 256x256 models:
-    levels 1-2: 128, 3-4: 256, 5-6: 512, 7-14: 1024 (total 9984); for "mnist32": 256 each.
+    levels 1-2: 128, 3-4: 256, 5-6: 512, 7-14: 1024 (total 9984); for "mnist32": levels 1-2: 32, 3-8: 64 (total 448).
     """
     if isinstance(model, str):
         model = get_model("encoder", model, pretrained=False)
