@@ -225,12 +225,13 @@ def test_hub_without_network_answers_at_once_from_the_cache_only(tmp_path, monke
 
 @pytest.mark.parametrize("script", ["linear_probe", "retrieval", "fewshot_segmentation", "finetune_classifier",
                                     "editing_directions"])
-def test_examples_without_data_end_with_one_line(script, tmp_path, monkeypatch):
+def test_examples_without_data_end_with_one_line(script, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [f"{script}.py", "--data", str(tmp_path / "mnist")])
     with pytest.raises(SystemExit) as exc:
         runpy.run_path(str(ROOT / "examples" / f"{script}.py"), run_name="__main__")
-    msg = exc.value.code
-    assert isinstance(msg, str) and "\n" not in msg and msg.startswith(f"{script}.py: error:")
+    assert exc.value.code == 2                       # ghfeat._script.run: one line, exit 2
+    msg = capsys.readouterr().err.strip()
+    assert "\n" not in msg and msg.startswith(f"{script}.py: error:"), msg
     assert f"ghfeat download-data mnist --out {tmp_path / 'mnist'}" in msg
 
 

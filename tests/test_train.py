@@ -244,7 +244,7 @@ def test_lazy_r1_every_k_steps_weighted_by_k(images, tmp_path, adv_loss, key, we
     seen = []
     for step in range(8):
         tr.step = step
-        loss = tr._d_loss_fn()
+        loss, _ = tr._d_loss_fn()
         w = loss.r1_gamma * 0.5 if adv_loss == "logistic-r1" else loss.gp_weight
         seen.append(w)
     # the penalty weight is 3 * 4 (x 1/2 for R1) on steps 0 and 4, and 0 elsewhere

@@ -399,7 +399,7 @@ class Trainer:
     def _check_evaluation(self) -> None:
         """What :meth:`evaluate` needs, checked before training: a 32x32 generator and MNIST-like
         data with a test split (the reference statistics are computed now and cached)."""
-        from .. import metrics
+        from ..eval import quality as metrics
         why = "eval_every > 0 evaluates G_ema with the MNIST classifier"
         if self.G.resolution != 32:
             raise ValueError(f"{why}, which takes 32x32 images; this generator makes {self.G.resolution}x"
