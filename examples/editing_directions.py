@@ -35,23 +35,7 @@ from ghfeat.eval import classifier
 from ghfeat.data import mnist_dataset
 
 
-def measure(images: torch.Tensor, attribute: str) -> torch.Tensor:
-    """Attribute of each image ``[N, 1|3, R, R]`` in [-1, 1] -> ``[N]`` (see the module docstring)."""
-    ink = (images.mean(1) > 0).float()                                     # [N, R, R]
-    if attribute == "thickness":
-        eroded = -F.max_pool2d(-ink[:, None], 3, stride=1, padding=1)[:, 0]
-        area, inner = ink.sum((1, 2)), eroded.sum((1, 2))
-        return area / ((area - inner) / 2).clamp_min(1.0)
-    if attribute == "slant":
-        n, r, _ = ink.shape
-        ys, xs = torch.meshgrid(torch.arange(r, dtype=torch.float32), torch.arange(r, dtype=torch.float32),
-                                indexing="ij")
-        w = ink / ink.sum((1, 2), keepdim=True).clamp_min(1.0)
-        my, mx = (w * ys).sum((1, 2), keepdim=True), (w * xs).sum((1, 2), keepdim=True)
-        cov = (w * (xs - mx) * (ys - my)).sum((1, 2))
-        var = (w * (ys - my) ** 2).sum((1, 2)).clamp_min(1e-6)
-        return -cov / var                                                  # rows grow downwards
-    raise ValueError(f"unknown attribute {attribute!r}; choose 'thickness' or 'slant'")
+measure = editing.measure_attribute     # thickness / slant / brightness of digit images (ghfeat.editing)
 
 
 def main(argv=None) -> int:

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 EXTRA_HINT = 'ghfeat app needs the optional extra: pip install "ghfeat[app]" (it installs Gradio)'
-ATTRIBUTES = ("thickness", "slant", "brightness")
+from .editing import PIXEL_ATTRIBUTES as ATTRIBUTES, measure_attribute as measure  # noqa: E402
 
 
 class UploadError(ValueError):
@@ -49,36 +49,6 @@ class BadUpload:
 
     def __init__(self, name: str, reason: str):
         self.name, self.reason = name, reason
-
-
-# ------------------------------------------------------------------------------------------------
-# Attributes measured on pixels, for supervised directions (no labels needed)
-# ------------------------------------------------------------------------------------------------
-
-def measure(images: torch.Tensor, attribute: str) -> torch.Tensor:
-    """An attribute of each image ``[N, C, R, R]`` in [-1, 1] -> ``[N]`` float.
-
-    ``thickness``: ink area (pixels brighter than mid-gray) over half the ink's boundary (ink minus
-    ink eroded by one pixel), a stroke-width proxy. ``slant``: shear of the ink, ``cov(x, y) /
-    var(y)`` of ink pixel coordinates (positive = the top leans right). ``brightness``: mean value.
-    """
-    if attribute == "brightness":
-        return images.mean((1, 2, 3))
-    ink = (images.mean(1) > 0).float()                                     # [N, R, R]
-    if attribute == "thickness":
-        eroded = -torch.nn.functional.max_pool2d(-ink[:, None], 3, stride=1, padding=1)[:, 0]
-        area, inner = ink.sum((1, 2)), eroded.sum((1, 2))
-        return area / ((area - inner) / 2).clamp_min(1.0)
-    if attribute == "slant":
-        r = ink.shape[-1]
-        ys, xs = torch.meshgrid(torch.arange(r, dtype=torch.float32), torch.arange(r, dtype=torch.float32),
-                                indexing="ij")
-        w = ink / ink.sum((1, 2), keepdim=True).clamp_min(1.0)
-        my, mx = (w * ys).sum((1, 2), keepdim=True), (w * xs).sum((1, 2), keepdim=True)
-        cov = (w * (xs - mx) * (ys - my)).sum((1, 2))
-        var = (w * (ys - my) ** 2).sum((1, 2)).clamp_min(1e-6)
-        return -cov / var                                                  # rows grow downwards
-    raise ValueError(f"unknown attribute {attribute!r}; choose one of {ATTRIBUTES}")
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
