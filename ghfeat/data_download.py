@@ -22,7 +22,9 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["DATASETS", "DataDownloadError", "download_dataset", "download_data_main"]
+import numpy as np
+
+__all__ = ["DATASETS", "CLASS_NAMES", "DataDownloadError", "download_dataset", "export_png", "download_data_main"]
 
 MIRROR_ENV = "GHFEAT_DATA_MIRROR"
 
@@ -44,6 +46,14 @@ DATASETS = {
 }
 LICENCES = {"mnist": "CC BY-SA 3.0 (Y. LeCun, C. Cortes, C.J.C. Burges)",
             "fashion-mnist": "MIT (Zalando SE)"}
+
+
+# Folder names of the classes in a PNG export (the label first, so that sorting keeps the label order).
+CLASS_NAMES = {
+    "mnist": [str(i) for i in range(10)],
+    "fashion-mnist": ["0-tshirt-top", "1-trouser", "2-pullover", "3-dress", "4-coat", "5-sandal", "6-shirt",
+                      "7-sneaker", "8-bag", "9-ankle-boot"],
+}
 
 
 class DataDownloadError(OSError):
@@ -111,6 +121,53 @@ def download_dataset(name: str, out: str | os.PathLike, *, mirror: str | None = 
     return folder
 
 
+def export_png(name: str, idx_root: str | os.PathLike, out: str | os.PathLike, *,
+               limit: int | None = None, progress: bool = True) -> dict:
+    """Write the IDX files of ``name`` under ``idx_root`` as a folder of PNGs: what one's own data
+    looks like, ``<out>/{train,test}/<class>/<index>.png`` at the native 28x28, 8-bit gray.
+
+    ``data=folder:<out>`` (or ``data=<out>``) then trains on ``<out>/train`` and evaluates on
+    ``<out>/test``, with the labels taken from the class folder names (:mod:`ghfeat.data`).
+    ``limit``: the first ``limit`` images of each split only (tests, smoke runs). Existing files are
+    overwritten; each PNG is written to a temporary name and renamed (a killed export leaves no
+    half-written PNG; no fsync per file: 70,000 of them would take minutes). Returns
+    ``{split: number of images}``.
+    """
+    import io
+
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    from .data import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, _find_idx, read_idx
+
+    if name not in CLASS_NAMES:
+        raise ValueError(f"unknown data set {name!r}; one of {', '.join(CLASS_NAMES)}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive number of images per split, got {limit!r}")
+    idx_root, out = Path(idx_root).expanduser(), Path(out).expanduser()
+    counts = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images = read_idx(_find_idx(idx_root, f"{prefix}-images-idx3-ubyte"), IDX_IMAGES_MAGIC)[:limit]
+        labels = read_idx(_find_idx(idx_root, f"{prefix}-labels-idx1-ubyte"), IDX_LABELS_MAGIC)[:limit]
+        if len(labels) != len(images) or (len(labels) and int(labels.max()) >= len(CLASS_NAMES[name])):
+            raise ValueError(f"the {split} files of {idx_root} do not belong together (labels vs images)")
+        for cls in CLASS_NAMES[name]:
+            (out / split / cls).mkdir(parents=True, exist_ok=True)
+        for i in tqdm(range(len(images)), desc=f"{name} {split} -> PNG", disable=not progress, unit="img"):
+            path = out / split / CLASS_NAMES[name][int(labels[i])] / f"{i:05d}.png"
+            buf = io.BytesIO()
+            Image.fromarray(np.ascontiguousarray(images[i]), "L").save(buf, format="PNG")
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            try:
+                tmp.write_bytes(buf.getvalue())
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        counts[split] = len(images)
+    return counts
+
+
 def download_data_main(argv=None) -> int:
     """``ghfeat download-data NAME [--out DIR] [--torchvision] [--mirror URL]``."""
     from .cli import HelpFormatter
@@ -126,8 +183,16 @@ def download_data_main(argv=None) -> int:
                    help="torchvision's layout, OUT/MNIST/raw (or OUT/FashionMNIST/raw)")
     p.add_argument("--mirror", default=None, help=f"base URL holding the files by name (default ${MIRROR_ENV}, "
                    "else the public mirrors)")
+    p.add_argument("--png", default=None, metavar="DIR",
+                   help="also write the images as PNGs, DIR/{train,test}/<class>/<index>.png (28x28 gray): "
+                        "a folder of images like one's own data, for data=folder:DIR (docs/own-data.md)")
+    p.add_argument("--limit", type=int, default=None, help="with --png: the first N images of each split only")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = p.parse_args(argv)
+    if args.limit is not None and args.png is None:
+        p.error("--limit only applies with --png DIR")
+    if args.limit is not None and args.limit < 1:
+        p.error(f"--limit must be a positive number of images, got {args.limit}")
     out = args.out or f"data/{args.name}"
     try:
         folder = download_dataset(args.name, out, mirror=args.mirror, torchvision=args.torchvision,
@@ -139,4 +204,14 @@ def download_data_main(argv=None) -> int:
         return 2
     print(f"{args.name} ({LICENCES[args.name]}): 4 files in {folder}, sha256 checked; use "
           f"data={args.name}:{out} (training) or --data {out} (examples)")
+    if args.png is not None:
+        try:
+            counts = export_png(args.name, folder, args.png, limit=args.limit, progress=sys.stderr.isatty())
+        except (OSError, ValueError) as exc:
+            if args.debug:
+                raise
+            print(f"ghfeat download-data: error: --png {args.png}: {exc}", file=sys.stderr)
+            return 2
+        print(f"PNGs: {counts['train']} train + {counts['test']} test images in {args.png}/{{train,test}}/<class>/; "
+              f"use data=folder:{args.png}")
     return 0

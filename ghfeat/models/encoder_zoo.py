@@ -23,6 +23,8 @@ FFHQ_ALIGNMENT = ("FFHQ alignment: faces cropped and rotated from 68 dlib landma
 LSUN_ALIGNMENT = "LSUN: resize the short side to 256, then center-crop 256x256"
 MNIST_ALIGNMENT = ("MNIST: 28x28 digits padded with 2 background pixels per side to 32x32, one "
                    "gray channel, background -1 (ghfeat.data.mnist_dataset(..., channels=1))")
+FASHION_ALIGNMENT = ("Fashion-MNIST as a folder of 28x28 PNGs, resized to 32x32 (Lanczos, the image-folder "
+                     "loader), one gray channel, background -1 (data=folder:DIR, channels=1)")
 
 
 @functools.lru_cache(maxsize=None)
@@ -83,6 +85,14 @@ for _backbone in ("resnet18", "resnet34", "resnet50", "resnet101"):
 def mnist32(**overrides):
     return _build("stylegan-mnist32", overrides, backbone="resnet18", input_size=32, stem="small",
                   in_channels=1, channels=[16, 32, 64, 128], fpn_channels=64, alignment=MNIST_ALIGNMENT)
+
+
+@register_model("encoder", "fashion32",
+                "GH-Feat encoder for 32x32 grayscale Fashion-MNIST (the mnist32 architecture); pairs with "
+                "stylegan-fashion32 (docs/own-data.md)")
+def fashion32(**overrides):
+    return _build("stylegan-fashion32", overrides, backbone="resnet18", input_size=32, stem="small",
+                  in_channels=1, channels=[16, 32, 64, 128], fpn_channels=64, alignment=FASHION_ALIGNMENT)
 
 
 @register_model("encoder", "tiny32",

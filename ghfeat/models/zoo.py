@@ -23,6 +23,10 @@ GAN_CONFIGS = {
                          "tanh); the shipped default, trained on a 2-core CPU (docs/mnist.md)",
                          dict(resolution=32, num_channels=1, fmap_base=256, fmap_max=32, z_dim=128, w_dim=128,
                               mapping_layers=4, fused_scale=True, final_tanh=True)),
+    "stylegan-fashion32": ("StyleGAN v1 for 32x32 grayscale Fashion-MNIST (the stylegan-mnist32 architecture), "
+                           "trained by ghfeat from a folder of PNGs on a 2-core CPU (docs/own-data.md)",
+                           dict(resolution=32, num_channels=1, fmap_base=256, fmap_max=32, z_dim=128, w_dim=128,
+                                mapping_layers=4, fused_scale=True, final_tanh=True)),
     "stylegan-tiny32": ("Tiny 32x32 StyleGAN v1 for tests and smoke runs (8 layers, 32 channels)",
                         dict(resolution=32, fmap_base=256, fmap_max=32, z_dim=32, w_dim=32, mapping_layers=2)),
 }
