@@ -32,8 +32,20 @@ def clear_model_cache() -> None:
 
 
 def get_model(kind: str, name: str, pretrained: bool) -> nn.Module:
+    """A registry name (built with its pretrained weights when ``pretrained``), or the folder of a
+    saved model (``ghfeat.save_model``; a training run's ``encoder`` / ``generator`` folder)."""
     key = (kind, name, bool(pretrained))
     if key not in _MODEL_CACHE:
+        from pathlib import Path
+        folder = Path(name).expanduser()
+        if folder.is_dir() and (folder / "config.json").is_file():
+            from ._io import load_model
+            model = load_model(folder)
+            want = {"encoder": "GHFeatEncoder", "generator": "StyleGANGenerator"}[kind]
+            if type(model).__name__ != want:
+                raise ValueError(f"{folder} holds a {type(model).__name__}, not a {want} (the {kind} asked for)")
+            _MODEL_CACHE[key] = model.eval()
+            return _MODEL_CACHE[key]
         from . import _registry
         from .models import encoder_zoo  # noqa: F401  (registers the encoders; models/__init__ does not yet)
         build = _registry.create_encoder if kind == "encoder" else _registry.create_generator

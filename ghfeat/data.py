@@ -16,7 +16,11 @@ Data set specs accepted by :func:`make_dataset` (and ``ghfeat train ... data=SPE
 ``idx:/path/images-idx3-ubyte`` one IDX image file (optionally ``.gz``), no labels
 ==============================  ================================================================
 
-The split of ``mnist:`` / ``fashion-mnist:`` is chosen with ``split="train"|"test"``.
+The split of ``mnist:`` / ``fashion-mnist:`` is chosen with ``split="train"|"test"``. An image
+folder with ``train/`` and ``test/`` subfolders has the same two splits (``DIR/train``, ``DIR/test``);
+one without them is a single split, used for both. Labels of an image folder come from its class
+subfolders, torchvision's ``ImageFolder`` convention: ``DIR[/train]/<class>/...``, classes sorted by
+name (so ``0-tshirt-top``, ``1-trouser``, ... keep their numeric order).
 28x28 IDX images are padded with 2 background pixels on each side to 32x32 (the convention of
 the GH-Feat MNIST model, which keeps the digit at its original scale); any other target size is
 reached by resizing.
@@ -298,7 +302,7 @@ class ImageFolderDataset(Dataset):
     """
 
     def __init__(self, root: str | os.PathLike, resolution: int, fit: str = "center-crop",
-                 background: Sequence[int] = (255, 255, 255), channels: int = 3):
+                 background: Sequence[int] = (255, 255, 255), channels: int = 3, labels: bool = False):
         self.channels = _check_channels(channels)
         if fit not in ("center-crop", "pad"):
             raise ValueError(f"fit must be 'center-crop' or 'pad', got {fit!r}")
@@ -307,6 +311,10 @@ class ImageFolderDataset(Dataset):
         if not self.files:
             raise ValueError(f"image folder {self.root} holds no images (looked recursively for "
                              f"{', '.join(IMAGE_EXTENSIONS)})")
+        self.classes: list[str] | None = None
+        self.labels: torch.Tensor | None = None
+        if labels:
+            self.classes, self.labels = _folder_labels(self.root, self.files)
         self.resolution = int(resolution)
         self.fit = fit
         self.background = tuple(int(c) for c in background)
@@ -327,14 +335,15 @@ class ImageFolderDataset(Dataset):
         arr = np.asarray(img, dtype=np.uint8).reshape(self.resolution, self.resolution, self.channels)
         return torch.from_numpy(arr.copy()).permute(2, 0, 1).to(torch.float32).div_(127.5).sub_(1.0)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, index: int):
         n = len(self.files)
         for k in range(n):
             i = (index + k) % n
             if i in self._bad:
                 continue
             try:
-                return self.load(i)
+                img = self.load(i)
+                return img if self.labels is None else (img, self.labels[i])
             except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError...
                 self._bad.add(i)
                 warnings.warn(f"skipping unreadable image {self.files[i]} ({type(exc).__name__}: "
@@ -342,7 +351,45 @@ class ImageFolderDataset(Dataset):
         raise RuntimeError(f"none of the {n} images under {self.root} could be read")
 
     def __repr__(self) -> str:
-        return f"ImageFolderDataset({str(self.root)!r}, n={len(self)}, resolution={self.resolution})"
+        classes = "" if self.classes is None else f", classes={len(self.classes)}"
+        return f"ImageFolderDataset({str(self.root)!r}, n={len(self)}, resolution={self.resolution}{classes})"
+
+
+def _folder_labels(root: Path, files: list[Path]) -> tuple[list[str], torch.Tensor]:
+    """Class names (the sorted first-level subfolders holding images) and each file's label."""
+    tops = [f.relative_to(root).parts for f in files]
+    loose = [f for f, parts in zip(files, tops) if len(parts) < 2]
+    if loose:
+        raise ValueError(f"labels of an image folder come from its class subfolders ({root}/<class>/...), but "
+                         f"{len(loose)} image(s) lie directly in {root} (e.g. {loose[0].name}); move each image "
+                         "into the folder of its class")
+    classes = sorted({parts[0] for parts in tops})
+    index = {c: i for i, c in enumerate(classes)}
+    return classes, torch.tensor([index[parts[0]] for parts in tops], dtype=torch.int64)
+
+
+def has_class_folders(root: str | os.PathLike) -> bool:
+    """Whether every image under ``root`` lies in a first-level subfolder, and there are at least
+    two of them (a folder that can give labels)."""
+    root = Path(root).expanduser()
+    files = list_image_files(root)
+    tops = {f.relative_to(root).parts[0] for f in files if len(f.relative_to(root).parts) >= 2}
+    return bool(files) and all(len(f.relative_to(root).parts) >= 2 for f in files) and len(tops) >= 2
+
+
+def folder_split(root: str | os.PathLike, split: str = "train") -> Path:
+    """The folder of ``split`` in an image folder: ``root/train`` / ``root/test`` when ``root`` has
+    either subfolder (then both must exist to ask for them), else ``root`` itself for any split."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    root = Path(root).expanduser()
+    if (root / "train").is_dir() or (root / "test").is_dir():
+        sub = root / split
+        if not sub.is_dir():
+            raise FileNotFoundError(f"image folder {root} has a {'test' if split == 'train' else 'train'}/ "
+                                    f"subfolder but no {split}/ one; put the {split} images in {sub}")
+        return sub
+    return root
 
 
 # ------------------------------------------------------------------------------------------------
@@ -359,7 +406,8 @@ def make_dataset(spec: str | os.PathLike, resolution: int, split: str = "train",
                  labels: bool = False, channels: int = 3) -> Dataset:
     """Build a dataset from a spec string (see the module docstring for the accepted forms).
 
-    ``labels`` only applies to ``mnist:`` / ``fashion-mnist:`` (image folders have no labels).
+    ``labels``: return ``(image, label)`` (IDX label files; an image folder's class subfolders).
+    An image folder with ``train/`` and ``test/`` subfolders serves ``split`` from them.
     """
     spec = os.fspath(spec)
     kind, sep, rest = spec.partition(":")
@@ -368,11 +416,24 @@ def make_dataset(spec: str | os.PathLike, resolution: int, split: str = "train",
     if sep and kind == "idx":
         return IDXDataset(rest, None, resolution=resolution, channels=channels)
     if sep and kind == "folder":
-        return ImageFolderDataset(rest, resolution, channels=channels)
+        return ImageFolderDataset(folder_split(rest, split), resolution, channels=channels, labels=labels)
     if sep and len(kind) > 1 and not Path(spec).exists():   # 'C:\\...' is a path, 'foo:bar' is not
         raise ValueError(f"unknown data set kind {kind!r} in {spec!r}; use a folder path, "
                          "'folder:<path>', 'mnist:<root>', 'fashion-mnist:<root>' or 'idx:<file>'")
-    return ImageFolderDataset(spec, resolution, channels=channels)
+    return ImageFolderDataset(folder_split(spec, split), resolution, channels=channels, labels=labels)
+
+
+def has_test_split(spec: str | os.PathLike) -> bool:
+    """Whether ``spec`` has a held-out test split: ``mnist:`` / ``fashion-mnist:`` (their t10k files),
+    an image folder with a ``test/`` subfolder; not an ``idx:`` file or a plain folder."""
+    spec = os.fspath(spec)
+    kind, sep, rest = spec.partition(":")
+    if sep and kind in ("mnist", "fashion-mnist"):
+        return True
+    if sep and kind == "idx":
+        return False
+    root = Path(rest if sep and kind == "folder" else spec).expanduser()
+    return (root / "test").is_dir()
 
 
 def images_of(batch) -> torch.Tensor:

@@ -17,7 +17,15 @@ from torch import nn
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 ASSET = PACKAGE_DIR / "assets" / "mnist_classifier.safetensors"
+# The judges shipped in the package, by name (``--classifier NAME``); any other value is a file.
+SHIPPED = {"mnist": ASSET, "fashion-mnist": PACKAGE_DIR / "assets" / "fashion_classifier.safetensors"}
 FEATURE_DIM = 128
+
+
+def default_classifier(data: str | None) -> str:
+    """The shipped judge for a data spec: ``"fashion-mnist"`` for ``fashion-mnist:DIR``, else
+    ``"mnist"``. An image folder of other images needs ``--classifier`` (or label-free figures)."""
+    return "fashion-mnist" if str(data or "").startswith("fashion-mnist:") else "mnist"
 
 
 class MNISTClassifier(nn.Module):
@@ -56,9 +64,12 @@ def to_luminance(x: torch.Tensor) -> torch.Tensor:
 
 
 def load_classifier(path: str | os.PathLike | None = None) -> MNISTClassifier:
-    """The shipped classifier (or one saved by :func:`save_classifier`), in eval mode."""
+    """A shipped classifier by name (``"mnist"``, the default, or ``"fashion-mnist"``) or one saved
+    by :func:`save_classifier` (a file), in eval mode."""
     from .._io import load_state_dict_strict, read_safetensors
-    path = Path(path).expanduser() if path is not None else ASSET
+    if path is None or str(path) in SHIPPED:
+        path = SHIPPED[str(path or "mnist")]
+    path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"classifier weights {path} not found; train them with "
                                 "`ghfeat eval train-classifier --data mnist:<root> --out <file>`")
@@ -86,28 +97,43 @@ def classify(clf: MNISTClassifier, images: torch.Tensor, batch_size: int = 500):
     return torch.cat(feats).numpy(), torch.cat(preds).numpy(), torch.cat(confs).numpy()
 
 
-def train_classifier(data: str, epochs: int = 3, batch_size: int = 128, lr: float = 2e-3, seed: int = 0,
-                     progress: bool = True) -> tuple[MNISTClassifier, float]:
-    """Train :class:`MNISTClassifier` on the train split of ``data``; returns it and test top-1.
+def _labelled_split(data: str, split: str):
+    from .quality import dataset_images, dataset_labels
+    return dataset_images(data, split), torch.from_numpy(dataset_labels(data, split))
+
+
+def train_classifier(data: str | list[str], epochs: int = 3, batch_size: int = 128, lr: float = 2e-3,
+                     seed: int = 0, progress: bool = True) -> tuple[MNISTClassifier, float]:
+    """Train :class:`MNISTClassifier` on the train split of ``data`` (a labelled spec: ``mnist:DIR``,
+    ``fashion-mnist:DIR``, an image folder with class subfolders; or a list of them, trained on
+    together, e.g. one data set under two preprocessings); returns it and the test top-1 on the
+    first spec (:func:`accuracy` for the others).
 
     Augmentation: random shifts of up to 2 pixels (so slightly off-centre samples are still read).
     """
-    from ..data import make_dataset
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"--epochs must be a whole number >= 1, got {epochs!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
     if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    train = make_dataset(data, 32, split="train", labels=True)
-    test = make_dataset(data, 32, split="test", labels=True)
-    if getattr(train, "labels", None) is None:
-        raise ValueError(f"{data}: the classifier needs a labelled data set (mnist:DIR or fashion-mnist:DIR)")
-    if len(train) < batch_size:
-        raise ValueError(f"{data} has {len(train)} training images, fewer than one batch of {batch_size}")
+    datas = [data] if isinstance(data, (str, os.PathLike)) else list(data)
+    if not datas:
+        raise ValueError("train_classifier needs at least one data set")
+    parts = []
+    for d in datas:
+        try:
+            parts.append(_labelled_split(str(d), "train"))
+        except ValueError as exc:
+            raise ValueError(f"{d}: the classifier needs a labelled data set (mnist:DIR, fashion-mnist:DIR "
+                             f"or an image folder with class subfolders): {exc}") from None
+    x_train, y_train = torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
+    if len(x_train) < batch_size:
+        raise ValueError(f"{data} has {len(x_train)} training images, fewer than one batch of {batch_size}")
+    n_classes = int(y_train.max()) + 1
+    if n_classes > 10:
+        raise ValueError(f"{data} has {n_classes} classes; the classifier has 10 outputs")
     torch.manual_seed(seed)
-    x_train = train.images.float().div(127.5).sub(1).unsqueeze(1)
-    y_train = train.labels
     model = MNISTClassifier()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * (len(x_train) // batch_size)
@@ -132,11 +158,15 @@ def train_classifier(data: str, epochs: int = 3, batch_size: int = 128, lr: floa
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
     model.eval()
-    x_test = test.images.float().div(127.5).sub(1).unsqueeze(1)
-    with torch.inference_mode():
-        pred = torch.cat([model(x_test[i:i + 1000]).argmax(1) for i in range(0, len(x_test), 1000)])
-    acc = float((pred == test.labels).float().mean())
-    return model, acc
+    return model, accuracy(model, str(datas[0]))
+
+
+@torch.inference_mode()
+def accuracy(model: MNISTClassifier, data: str, split: str = "test") -> float:
+    """Top-1 of ``model`` on a labelled split of ``data``."""
+    x, y = _labelled_split(data, split)
+    _, pred, _ = classify(model, x, batch_size=1000)
+    return float((torch.from_numpy(pred) == y).float().mean())
 
 
 def check_outside_package(path: str | os.PathLike, what: str = "--out") -> Path:

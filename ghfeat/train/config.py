@@ -85,7 +85,7 @@ def recipe_fields(name: str, task: str) -> dict:
 # Fields that may differ between a run and its resume (they do not change the training math).
 RESUMABLE_CHANGES = frozenset({
     "total_steps", "log_every", "image_every", "ckpt_every", "keep_checkpoints", "num_workers",
-    "device", "compile", "progress", "sample_n", "tf32", "num_threads", "eval_every", "eval_n",
+    "device", "compile", "progress", "sample_n", "tf32", "num_threads", "eval_every", "eval_n", "eval_classifier",
 })
 
 
@@ -141,8 +141,13 @@ class TrainConfig:
     style_mixing_prob: float = 0.9          # generator: StyleGAN v1 style mixing
     mode_seeking_weight: float = 0.0        # generator: MSGAN regulariser against collapse (0 = official)
     randomize_noise: bool = True            # generator: fresh per-pixel noise (official); False = stored
-    eval_every: int = 0                     # generator: classifier FD / entropy of G_ema every N steps
-    eval_n: int = 2000                      # samples per evaluation (MNIST-like data only)
+    eval_every: int = 0                     # quality figures every N steps (Trainer.evaluate): label-free
+                                            # (random-feature FD, spread; encoder: held-out rec. MSE) for
+                                            # any data, + a classifier's (FD, class entropy) with a judge
+    eval_n: int = 2000                      # images per evaluation
+    eval_classifier: str | None = "auto"    # the judge: "auto" (mnist: -> "mnist", fashion-mnist: ->
+                                            # "fashion-mnist", image folders -> none), "none", a shipped
+                                            # name, or a classifier .safetensors file
     ema_kimg: float = 10.0                  # generator: G_ema half-life in thousands of images
     w_avg_beta: float = 0.995               # generator: decay of the tracked w_avg
 
@@ -252,6 +257,17 @@ class TrainConfig:
         return self.from_dict({**self.to_dict(), **self.parse_overrides(pairs)})
 
     # -- derived -------------------------------------------------------------------------------
+    def judge(self) -> str | None:
+        """The classifier that judges evaluations (``eval_classifier`` resolved): a shipped name,
+        a file, or None (label-free figures only)."""
+        v = self.eval_classifier
+        if v in (None, "none"):
+            return None
+        if v == "auto":
+            kind = str(self.data).partition(":")[0]
+            return {"mnist": "mnist", "fashion-mnist": "fashion-mnist"}.get(kind)
+        return v
+
     def lr_at(self, step: int) -> float:
         """Learning rate at optimizer step ``step`` (continuous exponential decay)."""
         if not self.lr_decay_every:
@@ -289,6 +305,9 @@ class TrainConfig:
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                  f"{name} must be an integer >= 0, got {v!r}")
+        need(self.eval_classifier is None or (isinstance(self.eval_classifier, str) and self.eval_classifier),
+             f"eval_classifier must be 'auto', 'none', 'mnist', 'fashion-mnist' or a classifier file, "
+             f"got {self.eval_classifier!r}")
         num = _finite_number          # a real, finite number (not a bool, string, list, NaN or inf)
         need(not (isinstance(self.eval_every, int) and self.eval_every > 0 and isinstance(self.eval_n, int)
                   and self.eval_n < 2),

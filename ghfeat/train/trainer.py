@@ -380,7 +380,7 @@ class Trainer:
             self._seed_all(cfg.seed + 1_000_003 * (self.dist.rank + 1))
 
         self.dataset = gdata.make_dataset(cfg.data, self.G.resolution, channels=self.G.num_channels)
-        if self.task == "generator" and cfg.eval_every and self.is_main:
+        if cfg.eval_every and self.is_main:
             self._check_evaluation()      # at start, not at the first evaluation hours later
         self._loader = None
         self._fixed = self._fixed_inputs()
@@ -397,19 +397,38 @@ class Trainer:
 
     # -- setup helpers -----------------------------------------------------------------------------
     def _check_evaluation(self) -> None:
-        """What :meth:`evaluate` needs, checked before training: a 32x32 generator and MNIST-like
-        data with a test split (the reference statistics are computed now and cached)."""
+        """What :meth:`evaluate` needs, prepared before training (not at the first evaluation hours
+        later): ``eval_n`` real images (the test split when the data has one, else the training
+        images) with their random-feature statistics, and the classifier judge when there is one
+        (``eval_classifier``; it takes 32x32 images and labelled data with a test split)."""
         from ..eval import quality as metrics
-        why = "eval_every > 0 evaluates G_ema with the MNIST classifier"
+        from ..eval.classifier import load_classifier
+        from ..eval.labelfree import random_stats
+        cfg = self.cfg
+        self._eval_heldout = gdata.has_test_split(cfg.data)
+        real_ds = gdata.make_dataset(cfg.data, self.G.resolution, split="test" if self._eval_heldout else "train",
+                                     channels=self.G.num_channels)
+        pick = np.random.default_rng(123).choice(len(real_ds), min(cfg.eval_n, len(real_ds)), replace=False)
+        self._eval_real = torch.stack([gdata.images_of(real_ds[int(i)]) for i in np.sort(pick)])
+        if self._eval_real.shape[0] < 2:
+            raise ValueError(f"eval_every > 0 needs at least 2 real images to compare with; data={cfg.data!r} "
+                             f"has {len(real_ds)}")
+        self._eval_ref = random_stats(self._eval_real)
+        self._eval_clf = None
+        judge = cfg.judge()
+        if judge is None:
+            return
+        why = f"eval_classifier={cfg.eval_classifier!r} judges images with the {judge} classifier"
         if self.G.resolution != 32:
             raise ValueError(f"{why}, which takes 32x32 images; this generator makes {self.G.resolution}x"
-                             f"{self.G.resolution}: set eval_every=0")
+                             f"{self.G.resolution}: set eval_classifier=none (the label-free figures remain)")
         try:
-            metrics.reference_stats(self.cfg.data, "test")
+            self._eval_clf = load_classifier(judge)
+            metrics.reference_stats(cfg.data, "test", self._eval_clf)
         except (ValueError, OSError) as exc:
-            raise ValueError(f"{why} against the test split of data={self.cfg.data!r} (an image folder: its "
-                             f"images), which cannot serve as the reference ({exc}); use MNIST-like data "
-                             "('mnist:<root>') or set eval_every=0") from exc
+            raise ValueError(f"{why} against the test split of data={cfg.data!r}, which cannot serve as the "
+                             f"reference ({exc}); use labelled data with a test split (mnist:DIR, an image "
+                             "folder with test/<class>/ subfolders) or set eval_classifier=none") from exc
 
     @staticmethod
     def _adversarial_losses(cfg: TrainConfig):
@@ -806,15 +825,44 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict | None:
-        """Sample quality of ``G_ema`` (:mod:`ghfeat.eval.quality`: classifier Frechet distance, class
-        entropy, confidence on ``eval_n`` samples vs the data's test split), logged as ``eval/*``."""
+        """Quality figures, logged as ``eval/*`` (:mod:`ghfeat.eval.labelfree`, for any data):
+
+        * generator task: ``eval_n`` samples of ``G_ema``: ``rfd`` (random-feature Frechet distance
+          to the real images) and ``spread`` (nearest-neighbour diversity, ~1 like the data, ~0 when
+          it repeats itself); with a classifier judge also ``fd``, ``class_entropy``, ``confidence``
+          and ``class_histogram``;
+        * encoder task: ``G.synthesis(E(x))`` of the ``eval_n`` real images: ``rec_mse`` (per pixel,
+          [-1, 1] units), ``rec_rfd``, and with a judge ``class_agreement``. ``heldout`` says whether
+          those images are a held-out test split (1) or training images (0: the data has no test split).
+        """
         if not self.is_main:
             return None
-        from ..eval.quality import generator_quality
+        from ..eval.labelfree import nn_spread, random_fd
+        from ..eval.quality import classify, generate, quality, reference_stats
+        record = {"step": self.step, "kimg": self.data_position / 1000.0}
+        real = self._eval_real
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            res = generator_quality(self.models["G_ema"], self.cfg.data, n=self.cfg.eval_n, seed=123)
-        record = {"step": self.step, "kimg": self.data_position / 1000.0,
-                  **{f"eval/{k}": v for k, v in res.items() if k != "n"}}
+            if self.task == "generator":
+                imgs = generate(self.models["G_ema"], real.shape[0], seed=123)
+                record.update({"eval/rfd": random_fd(imgs, self._eval_ref), "eval/spread": nn_spread(imgs, real)})
+                if self._eval_clf is not None:
+                    res = quality(imgs, reference_stats(self.cfg.data, "test", self._eval_clf), self._eval_clf)
+                    record.update({f"eval/{k}": v for k, v in res.items() if k != "n"})
+            else:
+                E = self.models["E"]
+                was_training = E.training
+                E.eval()
+                rec = torch.cat([self.G.synthesis(styles=E(real[i:i + 250].to(self.device)),
+                                                  randomize_noise=False).float().clamp(-1, 1).cpu()
+                                 for i in range(0, real.shape[0], 250)])
+                E.train(was_training)
+                record.update({"eval/rec_mse": float((rec - real).square().mean()),
+                               "eval/rec_rfd": random_fd(rec, self._eval_ref),
+                               "eval/heldout": int(self._eval_heldout)})
+                if self._eval_clf is not None:
+                    _, pred_x, _ = classify(self._eval_clf, real)
+                    _, pred_r, _ = classify(self._eval_clf, rec)
+                    record["eval/class_agreement"] = float((pred_x == pred_r).mean())
         if self.logger is not None:
             self.logger.log(record)
         return record
@@ -879,7 +927,7 @@ class Trainer:
                                          if k in ("e/pixel", "d/loss", "g/adv", "images_per_sec")})
                 if cfg.image_every and self.step % cfg.image_every == 0:
                     self.save_images()
-                if self.task == "generator" and cfg.eval_every and self.step % cfg.eval_every == 0:
+                if cfg.eval_every and self.step % cfg.eval_every == 0:
                     self.evaluate()
                 if self.step >= cfg.total_steps:
                     stopped_by = "done"
