@@ -221,20 +221,42 @@ _MNIST_NOTES = ("Trained by ghfeat (`--recipe mnist32-cpu`, then continued: v2) 
                 "docs/mnist.md for the runs, the metrics and how to reproduce them.")
 
 
-def _mnist_entries() -> list[PretrainedCfg]:
+# Fashion-MNIST (docs/own-data.md): trained by ghfeat from a folder of PNGs, the own-data workflow.
+_FASHION_SHA256: dict[str, str] = {}
+_FASHION_METRICS: dict[str, dict] = {}
+_FASHION_NOTES = ("Trained by ghfeat from scratch on Fashion-MNIST (60,000 training images exported as a folder of "
+                  "PNGs: the own-data workflow) on a 2-core CPU; Fashion-MNIST is MIT (Zalando SE), and so are "
+                  "these weights. See docs/own-data.md for the runs, the metrics and how to reproduce them.")
+
+
+def _shipped_entries(tag: str, gan: str, encoder: str, sha256: dict, metrics: dict, notes: str, license: str,
+                     alignment: str, doc: str) -> list[PretrainedCfg]:
+    """The registry entries of a GAN + encoder trained by ghfeat and shipped in ``assets/<tag>/``."""
     out = []
-    for kind, name in (("generator", "stylegan-mnist32"), ("discriminator", "stylegan-mnist32"),
-                       ("encoder", "mnist32")):
+    for kind, name in (("generator", gan), ("discriminator", gan), ("encoder", encoder)):
+        if kind not in sha256:
+            continue
         out.append(PretrainedCfg(
-            name=name, kind=kind, sha256=_MNIST_SHA256[kind], architecture=name,
+            name=name, kind=kind, sha256=sha256[kind], architecture=name,
             input_size=None if kind == "generator" else (1, 32, 32),
             input_range=None if kind == "generator" else (-1.0, 1.0),
-            alignment=None if kind == "generator" else "MNIST digits padded from 28x28 to 32x32",
-            paired_generator=None if kind == "generator" else "stylegan-mnist32",
-            license="cc-by-sa-3.0", paper_ids=_PAPER, metrics=_MNIST_METRICS.get(kind, {}),
-            metrics_protocol="measured by ghfeat (docs/mnist.md)" if _MNIST_METRICS.get(kind) else "",
-            notes=_MNIST_NOTES, embedded_path=f"assets/mnist32/{kind}.safetensors"))
+            alignment=None if kind == "generator" else alignment,
+            paired_generator=None if kind == "generator" else gan,
+            license=license, paper_ids=_PAPER, metrics=metrics.get(kind, {}),
+            metrics_protocol=f"measured by ghfeat ({doc})" if metrics.get(kind) else "",
+            notes=notes, embedded_path=f"assets/{tag}/{kind}.safetensors"))
     return out
+
+
+def _mnist_entries() -> list[PretrainedCfg]:
+    return _shipped_entries("mnist32", "stylegan-mnist32", "mnist32", _MNIST_SHA256, _MNIST_METRICS, _MNIST_NOTES,
+                            "cc-by-sa-3.0", "MNIST digits padded from 28x28 to 32x32", "docs/mnist.md")
+
+
+def _fashion_entries() -> list[PretrainedCfg]:
+    return _shipped_entries("fashion32", "stylegan-fashion32", "fashion32", _FASHION_SHA256, _FASHION_METRICS,
+                            _FASHION_NOTES, "mit", "Fashion-MNIST 28x28 PNGs resized to 32x32 (Lanczos, the "
+                            "image-folder loader; ghfeat.data.make_dataset)", "docs/own-data.md")
 
 
 # The raw (non-EMA) generator of a shipped GAN, so that `ghfeat train generator
@@ -262,7 +284,7 @@ def raw_generator_path(name: str) -> Path | None:
 
 
 _PRETRAINED: dict[tuple[str, str], PretrainedCfg] = {
-    (c.kind, c.name): c for c in _official_entries() + _mnist_entries()}
+    (c.kind, c.name): c for c in _official_entries() + _mnist_entries() + _fashion_entries()}
 
 
 def get_pretrained_cfg(kind: str, name: str) -> PretrainedCfg | None:

@@ -231,7 +231,7 @@ def run_command(words: list[str], env: dict[str, str]) -> str | None:
 
 
 # pages whose commands run example scripts (features of every image, probes, training): slow
-SLOW_PAGES = {"docs/usage.md", "docs/examples.md"}
+SLOW_PAGES = {"docs/usage.md", "docs/examples.md", "docs/own-data.md"}
 BASH_PAGES = [pytest.param(p, id=_rel(p), marks=[pytest.mark.slow] if _rel(p) in SLOW_PAGES else [])
               for p in PAGES if any(b[0] in ("bash", "sh", "shell") for b in blocks(p))]
 

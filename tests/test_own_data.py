@@ -165,10 +165,6 @@ def test_trainer_evaluates_any_folder_without_labels(png_root, tmp_path):
     assert len(ev) == 1 and ev[0]["step"] == 2
     assert ev[0]["eval/rfd"] > 0 and ev[0]["eval/spread"] > 0
     assert "eval/fd" not in ev[0]                                 # a folder has no judge by default
-    logs = _run(tmp_path, "encoder", data=f"folder:{png_root}", encoder="tiny32", allow_untrained=True,
-                vgg_weights=None, perceptual_weight=0.0)
-    ev = [r for r in logs if "eval/rec_mse" in r]
-    assert len(ev) == 1 and ev[0]["eval/heldout"] == 1 and 0 < ev[0]["eval/rec_mse"] < 4
 
 
 def test_trainer_refuses_a_judge_it_cannot_use(png_root, tmp_path):
@@ -189,3 +185,70 @@ def test_shipped_fashion_classifier_loads_by_name():
     assert default_classifier("fashion-mnist:x") == "fashion-mnist" and default_classifier("mnist:x") == "mnist"
     mnist = load_classifier()
     assert not torch.equal(clf.head.weight, mnist.head.weight)
+
+
+@pytest.mark.slow     # two short training runs (~20 s on quiet cores)
+def test_the_folder_workflow_end_to_end(png_root, tmp_path):
+    """docs/own-data.md on 30 PNGs: a generator and an encoder trained from the folder, then the
+    saved folders used by name-less paths in extract / reconstruct / style_mix, and evaluated."""
+    import ghfeat
+    from ghfeat.train import TrainConfig, Trainer
+    common = dict(batch_size=4, total_steps=3, num_workers=0, image_every=3, ckpt_every=0, progress=False,
+                  eval_every=3, eval_n=8, generator="stylegan-tiny32")
+    Trainer(TrainConfig(task="generator", data=f"folder:{png_root}", **common), run_dir=tmp_path / "g").run()
+    Trainer(TrainConfig(task="encoder", data=f"folder:{png_root}", encoder="tiny32",
+                        generator_checkpoint=str(tmp_path / "g" / "generator"), perceptual_weight=0.0,
+                        vgg_weights=None, adv_weight=0.0, code_weight=0.1, **common), run_dir=tmp_path / "e").run()
+    assert (tmp_path / "g" / "images").is_dir() and (tmp_path / "e" / "images").is_dir()
+    ev = [json.loads(line) for line in (tmp_path / "e" / "metrics.jsonl").read_text().splitlines()]
+    ev = [r for r in ev if "eval/rec_mse" in r]
+    assert len(ev) == 1 and ev[0]["eval/heldout"] == 1 and 0 < ev[0]["eval/rec_mse"] < 4    # [-1, 1] units
+    enc, gen = str(tmp_path / "e" / "encoder"), str(tmp_path / "g" / "generator")
+    pngs = sorted((png_root / "test").rglob("*.png"))[:3]
+    feats = ghfeat.extract(pngs, levels=[1, 8], model=enc, resize=True)      # 28x28 PNGs
+    assert set(feats) == {1, 8} and feats[1].shape == (3, 32) and feats[8].shape == (3, 64)
+    rec = ghfeat.reconstruct(pngs, encoder=enc, generator=gen, resize=True)
+    assert rec.shape == (3, 3, 32, 32) and torch.isfinite(rec).all()
+    grid = ghfeat.style_mix(pngs[:2], pngs[2:], levels=[5, 6, 7, 8], encoder=enc, generator=gen,
+                            out=tmp_path / "mix.png", resize=True)
+    assert grid.shape == (2, 3, 3, 32, 32) and (tmp_path / "mix.png").is_file()
+    with pytest.raises(ValueError, match="not a GHFeatEncoder"):
+        ghfeat.extract(pngs, model=gen, resize=True)
+
+
+def test_eval_on_a_labelled_folder_with_baselines(png_root, capsys):
+    from ghfeat.cli import main
+    from ghfeat.eval.probe import linear_probe
+    data = f"folder:{png_root}"
+    assert main(["eval", "probe", "mnist32", "--data", data, "--limit", "20", "--baselines", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["probe"]["all"]["n_train"] == 20 and res["probe"]["all"]["dim"] == 448
+    base = res["probe_baselines"]
+    assert base["pixels"]["dim"] == 32 * 32 and base["random_encoder"]["dim"] == 448
+    # the pixel baseline is the probe on the folder's images, as loaded for training (independent path)
+    tr = gdata.make_dataset(data, 32, split="train", labels=True, channels=1)
+    te = gdata.make_dataset(data, 32, split="test", labels=True, channels=1)
+    x_tr = torch.stack([tr[i][0] for i in range(20)]).flatten(1)
+    x_te = torch.stack([te[i][0] for i in range(20)]).flatten(1)
+    direct = linear_probe(x_tr, tr.labels[:20], x_te, te.labels[:20], check=False)
+    assert base["pixels"]["top1"] == pytest.approx(direct["top1"])
+    assert main(["eval", "knn", "mnist32", "--data", data, "--limit", "20", "--baselines", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(res["knn"]) == {"features", "pixels"} and 0 <= res["knn_baselines"]["random_encoder"]["top1"] <= 1
+    assert main(["eval", "encoder", "mnist32", "--data", data, "-n", "8", "--classifier", "fashion-mnist",
+                 "--json"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["classifier"] == "fashion-mnist" and res["encoder"]["n"] == 8
+
+
+@pytest.mark.parametrize("kw, needle", [
+    (dict(mbstd_group_size=-1), "mbstd_group_size must be an integer >= 0"),
+    (dict(fmap_decay=float("nan")), "fmap_decay must be a finite number >= 0"),
+    (dict(num_channels=0), "num_channels must be an integer >= 1"),
+    (dict(fused_scale="yes"), "fused_scale must be 'auto', true or false"),
+    (dict(mbstd_num_features=1.5), "mbstd_num_features must be an integer >= 1"),
+])
+def test_discriminator_arguments_are_checked(kw, needle):    # issue 18: the generator's were, D's were not
+    from ghfeat.models.discriminator import StyleGANDiscriminator
+    with pytest.raises(ValueError, match=needle):
+        StyleGANDiscriminator(resolution=32, fmap_base=256, fmap_max=32, **kw)

@@ -53,9 +53,39 @@ def knn_figures(encoder, data: str, *, codes=None, limit: int | None = None, pro
             "pixels": knn_eval(x_tr.float(), y_tr, x_te.float(), y_te, standardized=False, progress=progress)}
 
 
+def random_twin(encoder):
+    """The same encoder architecture at random weights (seed 0): the baseline that says how much of
+    a probe's accuracy the training put there."""
+    from .._io import build_from_config, model_config
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        twin = build_from_config(model_config(encoder), "the encoder's config")
+    return twin.eval()
+
+
+def baseline_figures(encoder, data: str, *, limit: int | None = None, progress: bool = False,
+                     knn: bool = False) -> dict:
+    """Linear probe (or 1-NN with ``knn``) of the two baselines, by the same code: ``pixels`` (the
+    raw test images, flattened) and ``random_encoder`` (:func:`random_twin`'s all-level features)."""
+    from .probe import knn_eval, linear_probe
+    x_tr, y_tr = dataset_split(data, "train")
+    x_te, y_te = dataset_split(data, "test")
+    _check_labels(data, y_tr)
+    x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
+    pix_tr, pix_te = x_tr.float().flatten(1), x_te.float().flatten(1)
+    if knn:
+        out = {"pixels": knn_eval(pix_tr, y_tr, pix_te, y_te, standardized=False, progress=progress)}
+        out["random_encoder"] = knn_figures(random_twin(encoder), data, limit=limit, progress=progress)["features"]
+        return out
+    out = {"pixels": linear_probe(pix_tr, y_tr, pix_te, y_te, progress=progress)}
+    out["random_encoder"] = probe_figures(random_twin(encoder), data, limit=limit, progress=progress)["all"]
+    return out
+
+
 def _check_labels(data, labels):
     if labels is None:
-        raise ValueError(f"{data} has no labels; the probe and 1-NN need a labelled data set (mnist:DIR)")
+        raise ValueError(f"{data} has no labels; the probe and 1-NN need a labelled data set (mnist:DIR, "
+                         "fashion-mnist:DIR, or an image folder with train/<class>/ and test/<class>/ subfolders)")
 
 
 def model_card(encoder, generator, data: str, *, n: int = 10_000, pairs: int = 2000, seed: int = 0,
@@ -118,6 +148,8 @@ def format_histogram(hist) -> str:
 def format_sections(card: dict) -> list[str]:
     """Table lines for whichever sections ``card`` holds (a full card or one subcommand's result)."""
     lines = []
+    if "classifier" in card:
+        lines.append(f"(images judged by the {card['classifier']} classifier)")
     if "generator" in card:
         lines.append(f"{'generator':<28}{'FD':>9}{'entropy':>9}{'confidence':>12}   (entropy of uniform "
                      f"= {math.log(10):.3f})")
@@ -140,6 +172,9 @@ def format_sections(card: dict) -> list[str]:
             if "top1_more_iters" in r:
                 line += f"; stricter tolerance: {_pct(r['top1_more_iters'])}"
             lines.append(line + ")")
+    for key, what in (("probe_baselines", "linear probe"), ("knn_baselines", "1-NN")):
+        for name, r in card.get(key, {}).items():
+            lines.append(f"{what + ', ' + name.replace('_', ' '):<28}top-1 {_pct(r['top1'])}  (baseline, same code)")
     if "knn" in card:
         k = card["knn"]
         lines.append(f"{'1-NN':<28}features {_pct(k['features']['top1'])}, raw pixels {_pct(k['pixels']['top1'])}")

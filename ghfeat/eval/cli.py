@@ -108,8 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback of an error")
     data = argparse.ArgumentParser(add_help=False, parents=[common])
-    data.add_argument("--data", required=True, help="mnist:<root> (IDX files, train + test split)")
-    data.add_argument("--classifier", help="classifier weights (default: the one shipped in the package)")
+    data.add_argument("--data", required=True, help="mnist:<root> / fashion-mnist:<root> (IDX files), or an image "
+                      "folder with train/<class>/ and test/<class>/ subfolders (folder:<dir>)")
+    data.add_argument("--classifier", help="the judge: a shipped one by name (mnist, fashion-mnist) or a weights "
+                      "file (default: fashion-mnist for fashion-mnist:<root>, else mnist)")
     data.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     pair = argparse.ArgumentParser(add_help=False, parents=[data])
     pair.add_argument("encoder", help="encoder: model name, saved folder or trainer checkpoint ckpt-*.pt")
@@ -135,9 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-level", action="store_true", help="also one probe per level")
     p.add_argument("--l2", type=_finite, default=None, help="L2 weight (default: chosen on a held-out train slice)")
     p.add_argument("--limit", type=_int, default=None, help="first N train and N test digits only")
+    p.add_argument("--baselines", action="store_true",
+                   help="also raw pixels and the same encoder at random weights, by the same probe")
 
     p = sub.add_parser("knn", parents=[pair], help="1-NN on the standardized features and on raw pixels")
     p.add_argument("--limit", type=_int, default=None, help="first N train and N test digits only")
+    p.add_argument("--baselines", action="store_true", help="also the same encoder at random weights")
 
     p = sub.add_parser("mixing", parents=[pair], help="style mixing of real test digits (y space) vs G's w space")
     p.add_argument("--pairs", type=_int, default=2000, help="pairs of digits of different classes (2,000)")
@@ -187,8 +192,12 @@ def eval_main(argv: list[str] | None = None) -> int:
     if args.what == "card":
         from .._io import check_writable
         check_writable(args.out, folder=False, what="--out")
-    clf = load_classifier(args.classifier)
+    from .classifier import default_classifier
+    judge = args.classifier or default_classifier(args.data)
+    clf = load_classifier(judge)
     res = _run(args, clf)
+    if args.what in ("generator", "encoder", "mixing", "card"):
+        res["classifier"] = judge
     if args.what == "card":
         from .._io import atomic_write_bytes
         out = Path(args.out)
@@ -231,10 +240,17 @@ def _run(args, clf) -> dict:
         return {"encoder": reconstruction_quality(E, G, args.data, n=args.n, split=args.split, clf=clf,
                                                   progress=True)}
     if args.what == "probe":
-        return {"probe": C.probe_figures(E, args.data, per_level=args.per_level, l2=args.l2, limit=args.limit,
-                                         progress=True)}
+        res = {"probe": C.probe_figures(E, args.data, per_level=args.per_level, l2=args.l2, limit=args.limit,
+                                        progress=True)}
+        if args.baselines:
+            res["probe_baselines"] = C.baseline_figures(E, args.data, limit=args.limit, progress=True)
+        return res
     if args.what == "knn":
-        return {"knn": C.knn_figures(E, args.data, limit=args.limit, progress=True)}
+        res = {"knn": C.knn_figures(E, args.data, limit=args.limit, progress=True)}
+        if args.baselines:
+            res["knn_baselines"] = {"random_encoder": C.baseline_figures(E, args.data, limit=args.limit,
+                                                                         progress=True, knn=True)["random_encoder"]}
+        return res
     if args.what == "mixing":
         return {"mixing": style_mixing_quality(E, G, args.data, n_pairs=args.pairs, seed=args.seed, clf=clf,
                                                w_space=not args.no_w_space)}

@@ -25,6 +25,27 @@ class DiscriminatorBlock(nn.Module):
         return self.act(self.conv1(self.blur(x)))
 
 
+def _check_discriminator_args(**kw) -> None:
+    """Every number a discriminator is built from: the right type, finite, in range (a NaN decay or a
+    negative group size would build a model that fails later, or computes garbage)."""
+    import math
+    errors = []
+    for name in ("num_channels", "fmap_base", "fmap_max", "mbstd_group_size", "mbstd_num_features"):
+        v, low = kw[name], 0 if name == "mbstd_group_size" else 1      # group size 0 or 1: no mbstd (official)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            errors.append(f"{name} must be an integer >= {low}, got {v!r}"
+                          + (" (0 or 1 turns the minibatch stddev off)" if name == "mbstd_group_size" else ""))
+    v = kw["fmap_decay"]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        errors.append(f"fmap_decay must be a finite number >= 0, got {v!r}")
+    if kw["fused_scale"] not in (True, False, "auto"):
+        errors.append(f"fused_scale must be 'auto', true or false, got {kw['fused_scale']!r}")
+    if not isinstance(kw["blur"], bool):
+        errors.append(f"blur must be true or false, got {kw['blur']!r}")
+    if errors:
+        raise ValueError("invalid StyleGANDiscriminator arguments: " + "; ".join(errors))
+
+
 @register_module_class
 class StyleGANDiscriminator(HubMixin, nn.Module):
     """StyleGAN v1 discriminator: FromRGB, blocks with blur + 2x downsampling, minibatch stddev,
@@ -43,6 +64,9 @@ class StyleGANDiscriminator(HubMixin, nn.Module):
                  fmap_decay: float = 1.0, mbstd_group_size: int = 4, mbstd_num_features: int = 1,
                  fused_scale: bool | str = "auto", blur: bool = True):
         super().__init__()
+        _check_discriminator_args(num_channels=num_channels, fmap_base=fmap_base, fmap_max=fmap_max,
+                                  fmap_decay=fmap_decay, mbstd_group_size=mbstd_group_size,
+                                  mbstd_num_features=mbstd_num_features, fused_scale=fused_scale, blur=blur)
         log2 = check_resolution(resolution)
         nf = lambda stage: num_features(stage, fmap_base, fmap_max, fmap_decay)  # noqa: E731
         self.resolution, self.num_channels = resolution, num_channels

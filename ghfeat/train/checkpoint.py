@@ -75,12 +75,16 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
 def is_readable(path: str | os.PathLike) -> bool:
     """Whether ``path`` opens as a ``weights_only`` checkpoint. Cheap: tensor data is memory-mapped,
     not read, so this catches truncated files, foreign formats and refused pickles (not a flipped
-    bit inside a tensor)."""
-    try:
-        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return True
-    except Exception:
-        return False
+    bit inside a tensor). A failure is tried once more: an exception raised asynchronously into
+    the first attempt (a signal handler's, such as PyTorch's "DataLoader worker killed") says
+    nothing about the file."""
+    for _ in range(2):
+        try:
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            return True
+        except Exception:
+            continue
+    return False
 
 
 def move_aside(path: str | os.PathLike) -> Path:

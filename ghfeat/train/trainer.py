@@ -61,6 +61,16 @@ CKPT_FORMAT = "ghfeat-train-v1"
 # model construction and weight loading
 # ------------------------------------------------------------------------------------------------
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers ignore SIGTERM: a stop sent to the whole process group (``kill -- -PGID``,
+    ``pkill -f``, a batch scheduler's preemption) must reach the trainer only, which then checkpoints
+    and shuts its workers down. A worker killed by it would make PyTorch raise "DataLoader worker
+    killed" in the trainer at an arbitrary point, e.g. while it verifies the checkpoint it just wrote
+    (measured: the final checkpoint of a run was then set aside as unreadable)."""
+    import signal
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _load_module_weights(module: nn.Module, source: str, keys: tuple[str, ...]) -> None:
     """Load ``module`` strictly from a saved folder, a ``.safetensors`` file or a trainer
     checkpoint (``ckpt-*.pt``; the first of ``keys`` present in its ``models``)."""
@@ -538,7 +548,8 @@ class Trainer:
             pin_memory=self.device.type == "cuda", drop_last=True,
             persistent_workers=cfg.num_workers > 0, prefetch_factor=4 if cfg.num_workers > 0 else None,
             # its own generator: creating the iterator must not draw from the global RNG (resume)
-            generator=torch.Generator().manual_seed(cfg.seed + self.dist.rank))
+            generator=torch.Generator().manual_seed(cfg.seed + self.dist.rank),
+            worker_init_fn=_ignore_stop_signals if cfg.num_workers > 0 else None)
         for batch in loader:
             yield gdata.images_of(batch)
 
