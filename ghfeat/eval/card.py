@@ -82,6 +82,29 @@ def baseline_figures(encoder, data: str, *, limit: int | None = None, progress: 
     return out
 
 
+def labelfree_figures(generator, data: str, *, n: int = 5000, seed: int = 0, test_codes=None) -> dict:
+    """The label-free figures (:mod:`.labelfree`) on ``n`` images: the generator's random-feature FD
+    and nearest-neighbour spread against the test split, the same FD for the reconstructions of the
+    test images (``test_codes``: their packed codes, when known) and for real training images (the
+    floor). Everything a folder without labels can be judged by."""
+    from ..api import decode
+    from .labelfree import nn_spread, random_fd, random_stats
+    from .quality import dataset_images, generate
+    real = dataset_images(data, "test")
+    pick = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:n]
+    real = real[pick]
+    ref = random_stats(real)
+    train = dataset_images(data, "train")
+    train = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 1))[:len(real)]]
+    fake = generate(generator, len(real), seed=seed)
+    out = {"n": int(len(real)), "generator_rfd": random_fd(fake, ref), "generator_spread": nn_spread(fake, real),
+           "floor_rfd": random_fd(train, ref), "floor_spread": nn_spread(train, real)}
+    if test_codes is not None:
+        rec = decode(test_codes[pick], generator, progress=False)[:, :1].clamp(-1, 1)
+        out["reconstruction_rfd"] = random_fd(rec, ref)
+    return out
+
+
 def _check_labels(data, labels):
     if labels is None:
         raise ValueError(f"{data} has no labels; the probe and 1-NN need a labelled data set (mnist:DIR, "
@@ -115,6 +138,9 @@ def model_card(encoder, generator, data: str, *, n: int = 10_000, pairs: int = 2
     card["generator"] = generator_quality(generator, data, n=n, seed=seed, clf=clf, progress=progress)
     card["real_floor"] = real_floor(data, n=min(n, len(codes["train"][0])), clf=clf)
     lap("generator")
+    card["labelfree"] = labelfree_figures(generator, data, n=min(n, 5000, len(codes["test"][0])), seed=seed,
+                                          test_codes=codes["test"][0])
+    lap("labelfree")
     card["encoder"] = reconstruction_quality(encoder, generator, data, n=None, clf=clf, progress=progress,
                                              codes=codes["test"][0])
     lap("encoder")
@@ -159,6 +185,13 @@ def format_sections(card: dict) -> list[str]:
                 lines.append(f"  {key + ' (' + str(r['n']) + ')':<26}{r['fd']:>9.3f}{r['class_entropy']:>9.3f}"
                              f"{r['confidence']:>12.3f}")
                 lines.append(f"    per-class %   {format_histogram(r['class_histogram'])}")
+    if "labelfree" in card:
+        r = card["labelfree"]
+        line = (f"label-free ({r['n']} images)      random-feature FD: generator {r['generator_rfd']:.2f}, "
+                f"real floor {r['floor_rfd']:.2f}")
+        if "reconstruction_rfd" in r:
+            line += f", reconstructions {r['reconstruction_rfd']:.2f}"
+        lines.append(line + f"; spread: generator {r['generator_spread']:.3f}, real {r['floor_spread']:.3f}")
     if "encoder" in card:
         r = card["encoder"]
         lines.append(f"encoder ({r['n']} digits)       reconstruction MSE {r['mse']:.4f} (mean-digit "

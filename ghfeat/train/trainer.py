@@ -61,6 +61,30 @@ CKPT_FORMAT = "ghfeat-train-v1"
 # model construction and weight loading
 # ------------------------------------------------------------------------------------------------
 
+class _running_stats_kept:
+    """Within the block, BatchNorm layers of ``module`` normalise with batch statistics as usual,
+    but their running statistics (mean, var, batch count) come out as they went in: momentum 0
+    (the op's own in-place update then keeps them; restoring them afterwards instead would change
+    tensors autograd saved), and the batch count put back."""
+
+    def __init__(self, module: nn.Module):
+        self.bns = [m for m in module.modules()
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats and m.training]
+
+    def __enter__(self):
+        self.saved = [(m.momentum, m.num_batches_tracked.clone()) for m in self.bns]
+        for m in self.bns:
+            m.momentum = 0.0
+        return self
+
+    def __exit__(self, *exc):
+        with torch.no_grad():
+            for m, (momentum, count) in zip(self.bns, self.saved):
+                m.momentum = momentum
+                m.num_batches_tracked.copy_(count)
+        return False
+
+
 def _ignore_stop_signals(worker_id: int) -> None:
     """DataLoader workers ignore SIGTERM: a stop sent to the whole process group (``kill -- -PGID``,
     ``pkill -f``, a batch scheduler's preemption) must reach the trainer only, which then checkpoints
@@ -640,7 +664,12 @@ class Trainer:
                     if cfg.code_weight > 0 and cfg.freeze_bn:
                         codes = E(torch.cat([x, x_gen]))
                     elif cfg.code_weight > 0:
-                        codes = torch.cat([E(x), E(x_gen)])
+                        # the generated pass must not move BN's running statistics: eval mode would
+                        # then normalise real images with a real/generated mixture (measured on the
+                        # Fashion run: held-out MSE 0.111 in eval mode, 0.052 with real-only statistics)
+                        real_codes = E(x)
+                        with _running_stats_kept(E):
+                            codes = torch.cat([real_codes, E(x_gen)])
                     else:
                         codes = E(x)
                     x_rec = self.G.synthesis(styles=codes[:n], randomize_noise=False)

@@ -1,0 +1,87 @@
+"""The shipped Fashion-MNIST models (ghfeat/assets/fashion32) are real trained models.
+
+As for MNIST (test_shipped_mnist.py): every check runs on random weights of the same architecture
+too and must fail there; the bounds were measured on the shipped weights (docs/own-data.md) and
+leave a margin. Data: 200 Fashion-MNIST test images (20 per class) as the image-folder loader
+gives them (28x28 PNG -> 32x32 Lanczos), tests/data/fashion_test_200.npz (Fashion-MNIST, MIT).
+"""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import ghfeat
+from ghfeat._codes import mix_codes
+from ghfeat.eval.classifier import classify, load_classifier
+from ghfeat.eval.labelfree import nn_spread, random_fd
+
+DATA = Path(__file__).parent / "data" / "fashion_test_200.npz"
+REC_MSE_BOUND = None         # filled in below from the measurements
+AGREEMENT_BOUND = None
+NCM_BOUND = None
+SAMPLE_CONF_BOUND = None
+MIX_BOUND = None
+
+
+@pytest.fixture(scope="module")
+def images():
+    d = np.load(DATA)
+    return torch.from_numpy(d["images"]).float().div(127.5).sub(1), torch.from_numpy(d["labels"]).long()
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    from huggingface_hub import constants as hf_constants
+    with pytest.MonkeyPatch.context() as mp:        # offline, with an empty cache: only the package
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+        mp.setenv("GHFEAT_OFFLINE", "1")
+        mp.setenv("GHFEAT_CACHE", str(tmp_path_factory.mktemp("cache")))
+        enc = ghfeat.create_encoder("fashion32", pretrained=True).eval()
+        gen = ghfeat.create_generator("stylegan-fashion32", pretrained=True).eval()
+        disc = ghfeat.create_discriminator("stylegan-fashion32", pretrained=True).eval()
+    return enc, gen, disc
+
+
+@pytest.fixture(scope="module")
+def random_pair():
+    torch.manual_seed(0)
+    return ghfeat.create_encoder("fashion32").eval(), ghfeat.create_generator("stylegan-fashion32").eval()
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return load_classifier("fashion-mnist")
+
+
+def measure(enc, gen, images, judge) -> dict:
+    """Every figure the bounds are on, for one encoder + generator."""
+    x, y = images
+    codes = ghfeat.encode(x, encoder=enc)
+    rec = ghfeat.decode(codes, gen).clamp(-1, 1)[:, :1]
+    _, pred_x, _ = classify(judge, x)
+    _, pred_r, _ = classify(judge, rec)
+    # nearest class mean on all-level features: class means from the first 100, tested on the rest
+    f = ghfeat.extract(x, model=enc, flatten=True)
+    f = (f - f[:100].mean(0)) / f[:100].std(0).clamp_min(1e-6)
+    means = torch.stack([f[:100][y[:100] == k].mean(0) for k in range(10)])
+    ncm = float((torch.cdist(f[100:], means).argmin(1) == y[100:]).float().mean())
+    # style mixing: B's coarse levels (5-8) on A, for pairs of different classes -> reads as B's class
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randint(0, len(x), (400,), generator=g), torch.randint(0, len(x), (400,), generator=g)
+    keep = y[a] != y[b]
+    a, b = a[keep], b[keep]
+    mixed = ghfeat.decode(mix_codes(codes[a], codes[b], [5, 6, 7, 8], enc.num_layers), gen).clamp(-1, 1)
+    _, pred_m, _ = classify(judge, mixed[:, :1])
+    samples = _samples(gen)
+    _, _, conf = classify(judge, samples[:, :1])
+    return {"rec_mse": float((rec - x).square().mean()), "agreement": float((pred_x == pred_r).mean()),
+            "ncm": ncm, "mix": float((torch.from_numpy(pred_m) == y[b]).float().mean()),
+            "sample_conf": float(conf.mean()), "sample_rfd": random_fd(samples[:, :1], x),
+            "sample_spread": nn_spread(samples[:, :1], x)}
+
+
+def _samples(gen, n=500):
+    from ghfeat.eval.quality import generate
+    return generate(gen, n, seed=0)
