@@ -222,7 +222,11 @@ _MNIST_NOTES = ("Trained by ghfeat (`--recipe mnist32-cpu`, then continued: v2) 
 
 
 # Fashion-MNIST (docs/own-data.md): trained by ghfeat from a folder of PNGs, the own-data workflow.
-_FASHION_SHA256: dict[str, str] = {}
+_FASHION_SHA256: dict[str, str] = {
+    "generator": "613d40a2c193cd8bd7c92795bcc5507bd3c434b95065d077281c580a6a0e15c5",
+    "discriminator": "3bf1376dfd9c46088d2bebd5a4b2ca21bf1cfa6003bc708e44977020b7006b63",
+    "encoder": "31baf041ab5b383fd5fd0a50b0044e20034c4ca76bdf057defb0b598cb171a46",
+}
 _FASHION_METRICS: dict[str, dict] = {}
 _FASHION_NOTES = ("Trained by ghfeat from scratch on Fashion-MNIST (60,000 training images exported as a folder of "
                   "PNGs: the own-data workflow) on a 2-core CPU; Fashion-MNIST is MIT (Zalando SE), and so are "
@@ -263,6 +267,8 @@ def _fashion_entries() -> list[PretrainedCfg]:
 # generator_pretrained=true` continues the run where it stopped (G, G_ema and D; docs/training.md).
 # name -> (package-relative file, sha256)
 _RAW_GENERATORS: dict[str, tuple[str, str]] = {
+    "stylegan-fashion32": ("assets/fashion32/generator_raw.safetensors",
+                           "69704ec5e2280c704a7866d24d94047be82716233d2e9a010f185c7c97b6eb19"),
     "stylegan-mnist32": ("assets/mnist32/generator_raw.safetensors",
                          "7dfc68d606e413a8075a3d6e8ee596abc65d13ca5869e52701dee0bbbbb40f4a"),
 }

@@ -22,6 +22,7 @@ AGREEMENT_BOUND = None
 NCM_BOUND = None
 SAMPLE_CONF_BOUND = None
 MIX_BOUND = None
+RFD_BOUND = None
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +86,47 @@ def measure(enc, gen, images, judge) -> dict:
 def _samples(gen, n=500):
     from ghfeat.eval.quality import generate
     return generate(gen, n, seed=0)
+
+
+@pytest.fixture(scope="module")
+def figures(shipped, random_pair, images, judge):
+    return measure(*shipped[:2], images, judge), measure(*random_pair, images, judge)
+
+
+def test_loads_offline_from_the_package(shipped):
+    enc, gen, disc = shipped
+    assert enc.in_channels == 1 and gen.num_channels == 1 and disc.num_channels == 1
+    cfg = ghfeat.get_entry("encoder", "fashion32").pretrained_cfg
+    assert cfg.embedded_path and cfg.sha256 and cfg.license == "mit" and cfg.paired_generator == "stylegan-fashion32"
+    assert enc.generator_name == "stylegan-fashion32"
+
+
+def test_reconstructs_held_out_images(figures):
+    shipped, rand = figures
+    assert shipped["rec_mse"] < REC_MSE_BOUND < rand["rec_mse"]
+    assert shipped["agreement"] > AGREEMENT_BOUND > rand["agreement"]
+
+
+def test_features_separate_the_classes(figures):
+    shipped, rand = figures
+    assert shipped["ncm"] > NCM_BOUND > rand["ncm"]
+
+
+def test_coarse_levels_carry_the_class_through_encoding(figures):
+    shipped, rand = figures
+    assert shipped["mix"] > MIX_BOUND > rand["mix"]
+
+
+def test_samples_are_clothes(figures):
+    shipped, rand = figures
+    assert shipped["sample_conf"] > SAMPLE_CONF_BOUND > rand["sample_conf"]
+    assert shipped["sample_rfd"] < RFD_BOUND < rand["sample_rfd"]
+    assert shipped["sample_spread"] > 0.3          # not a collapsed generator
+
+
+def test_discriminator_prefers_real_images(shipped, images):
+    _, gen, disc = shipped
+    x, _ = images
+    fake = _samples(gen, 200)
+    with torch.no_grad():
+        assert float(disc(x).mean()) > float(disc(fake).mean())

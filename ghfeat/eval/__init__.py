@@ -1,4 +1,5 @@
-"""Evaluation of a trained GH-Feat model (MNIST-like data), in one place.
+"""Evaluation of a trained GH-Feat model, in one place (labelled figures on MNIST-like data or a
+folder with class subfolders; label-free figures on any images).
 
     from ghfeat.eval import generator_quality, reconstruction_quality, linear_probe, model_card
 
@@ -7,6 +8,7 @@ the command line :mod:`.cli` loads networks from trainer checkpoints):
 
 * :mod:`.classifier`: the small MNIST classifier that judges images (``MNISTClassifier``,
   ``load_classifier``, ``classify``, ``train_classifier``, ``save_classifier``);
+* :mod:`.labelfree`: random-feature Frechet distance and nearest-neighbour spread (no labels);
 * :mod:`.stats`: Frechet distance, class entropy, per-class histogram (numpy only);
 * :mod:`.quality`: sample quality of a generator, reconstruction quality of an encoder;
 * :mod:`.mixing`: style mixing of real digits in GH-Feat code space vs the generator's w space;
@@ -30,7 +32,9 @@ _EXPORTS = {
     "split_codes": ".probe", "codes_to_features": ".probe", "standardize": ".probe",
     "fit_logistic_regression": ".probe", "linear_probe": ".probe", "nearest_neighbor": ".probe",
     "knn_eval": ".probe",
-    "model_card": ".card",
+    "model_card": ".card", "baseline_figures": ".card", "labelfree_figures": ".card",
+    "random_fd": ".labelfree", "nn_spread": ".labelfree", "RandomFeatures": ".labelfree",
+    "default_classifier": ".classifier",
     "load_network": ".cli", "eval_main": ".cli",
 }
 
