@@ -475,7 +475,6 @@ def _script(name, args, capsys):
     return rc, err
 
 
-@pytest.mark.xfail(reason="regressed in the merge of 2026-12-01 (issues 16/17/18/eval landed together); to fix next session: see the stop notes", strict=False)
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 def test_examples_refuse_cuda_without_cuda(tmp_path, digits, capsys):
     rc, err = _script("extract_features", [str(digits), "--random-weights", "--model", "tiny32", "--device", "cuda"],
@@ -485,13 +484,12 @@ def test_examples_refuse_cuda_without_cuda(tmp_path, digits, capsys):
     assert rc == 2 and "CUDA is not available" in err
 
 
-@pytest.mark.xfail(reason="regressed in the merge of 2026-12-01 (issues 16/17/18/eval landed together); to fix next session: see the stop notes", strict=False)
 def test_examples_check_their_arguments_before_any_work(tmp_path, capsys):
     blocker = tmp_path / "afile"
     blocker.write_text("x")
     nodata = str(tmp_path / "no-such-data")       # an error about --out/--limit proves nothing was loaded
     cases = [
-        ("linear_probe", ["--data", nodata, "--limit", "0"], "--limit must be >= 1, got 0"),
+        ("linear_probe", ["--data", nodata, "--limit", "0"], "--limit must be >= 10, got 0"),  # held-out L2 slice
         ("retrieval", ["--data", nodata, "--limit", "0"], "--limit must be >= 2, got 0"),
         ("finetune_classifier", ["--data", nodata, "--limit", "0"], "--limit must be >= 1, got 0"),
         ("fewshot_segmentation", ["--data", nodata, "--limit", "0"], "--limit must be >= 1, got 0"),
