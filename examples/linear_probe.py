@@ -1,7 +1,7 @@
 """Linear probe on GH-Feat (paper Sec. 4.4, Tab. 3a: MNIST top-1 99.06% with all levels).
 
     python examples/linear_probe.py --data data/mnist                     # full MNIST
-    python examples/linear_probe.py --data data/mnist --limit 2000 --epochs 5
+    python examples/linear_probe.py --data data/mnist --limit 2000 --solver adam --epochs 5
     python examples/linear_probe.py --data data/fashion-mnist --checkpoint enc.safetensors
     python examples/linear_probe.py --data data/mnist --random-weights --limit 1000
 
