@@ -82,6 +82,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     check_args(args, at_least={"--n-train": 1, "--n-eval": 1, "--steps": 1, "--batch-size": 1, "--grid": 1},
                positive=("--lr",), outputs={"--run-dir": True, "--json": False})
+    if args.train_dir and not args.eval_dir:
+        raise ValueError("--train-dir needs --eval-dir (held-out images for the before/after figure)")
     run_dir = Path(args.run_dir)
 
     enc0 = ghfeat.create_encoder(args.model, pretrained=args.checkpoint is None, checkpoint_path=args.checkpoint).eval()
@@ -91,8 +93,6 @@ def main(argv=None) -> int:
         train_dir = export_idx(args.from_idx, data_dir / "train", "train", args.n_train, size)
         eval_dir = export_idx(args.from_idx, data_dir / "test", "test", args.n_eval, size)
     else:
-        if not args.eval_dir:
-            ap.error("--train-dir needs --eval-dir (held-out images for the before/after figure)")
         train_dir, eval_dir = Path(args.train_dir), Path(args.eval_dir)
 
     G = ghfeat.create_generator(enc0.generator_name, pretrained=args.generator_checkpoint is None,

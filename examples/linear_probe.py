@@ -1,7 +1,7 @@
 """Linear probe on GH-Feat (paper Sec. 4.4, Tab. 3a: MNIST top-1 99.06% with all levels).
 
     python examples/linear_probe.py --data data/mnist                     # full MNIST
-    python examples/linear_probe.py --data data/mnist --limit 2000 --epochs 5
+    python examples/linear_probe.py --data data/mnist --limit 2000 --solver adam --epochs 5
     python examples/linear_probe.py --data data/fashion-mnist --checkpoint enc.safetensors
     python examples/linear_probe.py --data data/mnist --random-weights --limit 1000
 
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 import ghfeat
 from ghfeat._io import atomic_open
-from ghfeat._script import run
+from ghfeat._script import check_args, run
 from ghfeat.data import mnist_dataset
 from ghfeat.eval.probe import linear_probe as lbfgs_probe
 
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="mnist32")
     ap.add_argument("--checkpoint", help="local encoder weights (.safetensors or a saved folder)")
     ap.add_argument("--random-weights", action="store_true", help="random init (baseline / pipeline check)")
-    ap.add_argument("--limit", type=int, help="use only the first N train and N test images (N >= 10)")
+    ap.add_argument("--limit", type=int, help="use only the first N train and N test images (N >= 10: the L2 weight is chosen on a held-out slice)")
     ap.add_argument("--solver", choices=["lbfgs", "adam"], default="lbfgs",
                     help="lbfgs: converged logistic regression (default); adam: minibatch Adam (the flags below)")
     ap.add_argument("--l2", type=float, default=None, help="lbfgs: L2 weight (default: chosen on held-out train data)")
@@ -101,29 +101,26 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
-    if args.limit is not None and args.limit < 10:
-        ap.error(f"--limit must be at least 10 (the L2 weight is chosen on a held-out slice), got {args.limit}")
+    # every check before any work; a bad value ends with one line (ghfeat._script.run)
+    check_args(args, device="--device", at_least={"--limit": 10, "--batch-size": 1, "--epochs": 1,
+                                                  "--probe-batch-size": 1},
+               positive=("--lr",), outputs={"--json": False})
     adam_flags = {"--epochs": ("epochs", 20), "--lr": ("lr", 1e-3), "--weight-decay": ("weight_decay", 0.0),
                   "--probe-batch-size": ("probe_batch_size", 256)}
     if args.solver == "lbfgs":
         given = [flag for flag, (name, _) in adam_flags.items() if getattr(args, name) is not None]
         if given:
-            ap.error(f"{', '.join(given)} only apply to --solver adam (L-BFGS runs to convergence; its L2 is --l2)")
+            raise ValueError(f"{', '.join(given)} only apply to --solver adam (L-BFGS runs to convergence; "
+                             "its L2 is --l2)")
+        if args.l2 is not None and not 0 <= args.l2 < float("inf"):
+            raise ValueError(f"--l2 must be a finite number >= 0, got {args.l2}")
     else:
+        if args.l2 is not None:
+            raise ValueError("--l2 only applies to --solver lbfgs (Adam's L2 is --weight-decay)")
         for name, default in adam_flags.values():
             setattr(args, name, default if getattr(args, name) is None else getattr(args, name))
-        if args.epochs < 1 or args.probe_batch_size < 1 or not args.lr > 0 or not args.weight_decay >= 0:
-            ap.error("--epochs and --probe-batch-size must be >= 1, --lr > 0 and --weight-decay >= 0")
-    if args.l2 is not None and (args.solver != "lbfgs" or not 0 <= args.l2 < float("inf")):
-        ap.error("--l2 is a finite number >= 0, for --solver lbfgs only")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        ap.error(f"--device {args.device}: CUDA is not available here; use --device cpu")
-    if args.json:
-        from ghfeat._io import check_writable
-        try:
-            check_writable(args.json, folder=False, what="--json")
-        except ValueError as exc:
-            ap.error(str(exc))
+        if not 0 <= args.weight_decay < float("inf"):
+            raise ValueError(f"--weight-decay must be a finite number >= 0, got {args.weight_decay}")
 
     torch.manual_seed(args.seed)
     enc = build_encoder(args.model, args.checkpoint, args.random_weights).to(args.device)

@@ -384,7 +384,7 @@ def _write_tiny_mnist(root, n=64, seed=0):
     return root
 
 
-def test_example_linear_probe(tmp_path):
+def test_example_linear_probe(tmp_path, capsys):
     root = _write_tiny_mnist(tmp_path / "mnist")
     probe = _example("linear_probe")
     out = tmp_path / "probe.json"
@@ -396,6 +396,13 @@ def test_example_linear_probe(tmp_path):
     assert probe.main(["--data", str(root), "--random-weights", "--limit", "64", "--solver", "adam", "--epochs", "1",
                        "--no-single-levels", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["solver_notes"]["all"] == "Adam, 1 epochs"
-    for bad in (["--limit", "0"], ["--epochs", "5"], ["--solver", "adam", "--lr", "0"], ["--l2", "nan"]):
-        with pytest.raises(SystemExit):
-            probe.main(["--data", str(root), "--random-weights", *bad])
+    from ghfeat._script import run
+    capsys.readouterr()
+    for bad, words in ((["--limit", "9"], "--limit must be >= 10, got 9"),
+                       (["--epochs", "5"], "--epochs only apply to --solver adam"),
+                       (["--solver", "adam", "--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
+                       (["--l2", "nan"], "--l2 must be a finite number >= 0, got nan"),
+                       (["--solver", "adam", "--l2", "1"], "--l2 only applies to --solver lbfgs")):
+        assert run(probe.main, "linear_probe.py", ["--data", str(root), "--random-weights", *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and err.startswith("linear_probe.py: error: ") and words in err, err

@@ -193,7 +193,6 @@ def test_card_end_to_end(fake_mnist, tmp_path, capsys):
     assert lf["n"] == 16 and lf["generator_rfd"] > 0 and lf["floor_rfd"] >= 0 and "reconstruction_rfd" in lf
 
 
-@pytest.mark.xfail(reason="regressed in the merge of 2026-12-01 (issues 16/17/18/eval landed together); to fix next session: see the stop notes", strict=False)
 def test_codes_reuse_gives_the_same_figures(fake_mnist):
     """The card decodes / mixes codes computed once; the same figures as encoding again."""
     from ghfeat.eval.mixing import style_mixing_quality
@@ -206,6 +205,13 @@ def test_codes_reuse_gives_the_same_figures(fake_mnist):
     assert a == pytest.approx(b, rel=1e-4)
     a = style_mixing_quality(E, G, fake_mnist, n_pairs=6, w_space=False)
     b = style_mixing_quality(E, G, fake_mnist, n_pairs=6, w_space=False, test_codes=codes)
+    # Without test_codes only the pairs' digits are encoded (a batch of 10 here, not the 40 of the
+    # split). With several CPU threads the encoder's convolutions split a batch of 10 differently
+    # from one of 40, so the codes differ in the last float32 bits (about 3e-8; identical with
+    # torch.set_num_threads(1)) and the mean confidences in the 7th digit. Everything else (pairs,
+    # classes read, rates) must be the same; the confidences to 1e-6.
+    conf = lambda r: {k: v.pop("confidence") for k, v in r["encoded"].items()}  # noqa: E731
+    assert conf(a) == pytest.approx(conf(b), abs=1e-6, rel=0)
     assert a == b
 
 

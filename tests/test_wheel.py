@@ -38,13 +38,15 @@ def test_wheel_installs_and_runs_the_main_job_outside_the_source_tree(tmp_path):
     meta = next(zipfile.ZipFile(wheel).read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
     assert "Project-URL: Documentation" in meta and "License-Expression: MIT" in meta
 
+    # the venv and pip see no PYTHONPATH either: one pointing at the source tree (which holds the
+    # ghfeat.egg-info of the build above) makes pip take ghfeat as installed and skip the wheel
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", "--system-site-packages", venv], cwd=tmp_path)
+    run([sys.executable, "-m", "venv", "--system-site-packages", venv], cwd=tmp_path, env=env)
     py = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
-    run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], cwd=tmp_path)
+    run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], cwd=tmp_path, env=env)
     user = tmp_path / "user"                                # outside the source tree
     user.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(OMP_NUM_THREADS="1", GHFEAT_OFFLINE="1", GHFEAT_CACHE=str(tmp_path / "cache"))
     where = run([py, "-c", "import ghfeat; print(ghfeat.__file__)"], cwd=user, env=env).strip()
     assert Path(where).is_relative_to(venv) and not Path(where).is_relative_to(ROOT), where

@@ -55,7 +55,8 @@ def style_mixing_quality(encoder, generator, data: str, n_pairs: int = 2000, see
     of G (classes judged by the classifier, different), the levels of B taken from B's ``w``.
 
     ``test_codes``: packed codes of the whole test split when already computed (the same numbers
-    as encoding the pairs' digits here).
+    as encoding the pairs' digits here, up to float rounding: on several CPU threads the encoder's
+    rounding depends on the batch it sees, so mean confidences can differ in the 7th digit).
     """
     from .._codes import level_to_layer, mix_codes
     from ..api import decode, encode

@@ -7,18 +7,30 @@ A second trainer started in a folder that a live trainer holds fails at once, na
 is not available (Windows, some network file systems) the lock file's PID is checked instead: a
 lock of a process that no longer runs on this host is taken over.
 
+Within one process the same holds between two lock objects (two live ``Trainer`` s in one folder:
+the second is refused). A lock acquired with ``owner=`` (the trainer) is also released when that
+owner is garbage-collected: a trainer that was dropped without :meth:`Trainer.close` (``train()``
+closes it) does not keep its folder locked. Such a trainer may sit in a reference cycle that only
+the cycle collector frees, so a lock held by this very process is retried once after
+``gc.collect()``.
+
 Under ``torchrun`` only rank 0 takes the lock (all ranks of one run share the folder).
 """
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
 import socket
 import time
+import weakref
 from pathlib import Path
 
 LOCK_NAME = ".lock"
+
+# the locks this process holds, by lock file path (entries vanish with their RunLock)
+_HELD_HERE: "weakref.WeakValueDictionary[str, RunLock]" = weakref.WeakValueDictionary()
 
 
 class RunFolderLocked(OSError):
@@ -63,13 +75,22 @@ class RunLock:
         self.path = self.run_dir / LOCK_NAME
         self._fd: int | None = None
         self._created_dir = False
+        self._key: str | None = None
+        self._finalizer: weakref.finalize | None = None
 
     def _message(self, info: dict) -> str:
         return (f"run folder {self.run_dir} is in use by another trainer ({_describe(info)}); two trainers "
                 f"in one folder would overwrite each other's checkpoints. Wait for it to finish, stop it, or "
                 f"use another --run-dir (a lock left by a process that died is taken over automatically)")
 
-    def acquire(self) -> "RunLock":
+    def _held_here(self) -> bool:
+        """Another lock object of this process holds the lock file."""
+        other = _HELD_HERE.get(self._key)
+        return other is not None and other is not self
+
+    def acquire(self, owner: object = None) -> "RunLock":
+        """Take the lock or raise :class:`RunFolderLocked`. ``owner``: the lock is released when
+        this object is garbage-collected (if :meth:`release` was not called before)."""
         from .._io import write_error
         self._created_dir = not self.run_dir.exists()
         try:
@@ -78,6 +99,8 @@ class RunLock:
             raise write_error(exc, self.run_dir, "run folder") from exc
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self._key = os.path.realpath(self.path)
+        collected = False
         try:
             import fcntl
         except ImportError:
@@ -93,6 +116,10 @@ class RunLock:
                 except OSError as exc:
                     os.close(fd)
                     if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        if not collected and self._held_here():
+                            collected = True        # a dropped owner in a reference cycle lets go
+                            gc.collect()
+                            continue
                         raise RunFolderLocked(self._message(_read_info(self.path))) from None
                     fcntl = None            # no flock on this file system: fall back to the PID
                     continue
@@ -105,6 +132,13 @@ class RunLock:
                     continue
             else:
                 old = _read_info(self.path)
+                if old.get("pid") == os.getpid() and old.get("host") == info["host"] and self._held_here():
+                    if not collected:
+                        collected = True
+                        gc.collect()
+                    if self._held_here():       # a live lock object of this process
+                        os.close(fd)
+                        raise RunFolderLocked(self._message(old))
                 if (old.get("pid") != os.getpid() and old.get("host") == info["host"]
                         and _pid_alive(old.get("pid"))):
                     os.close(fd)
@@ -121,6 +155,9 @@ class RunLock:
                 self.release(failed=True)
                 raise write_error(exc, self.path, "run folder lock") from exc
             self._fd = fd
+            _HELD_HERE[self._key] = self
+            if owner is not None:
+                self._finalizer = weakref.finalize(owner, self.release)
             return self
         raise RunFolderLocked(self._message(_read_info(self.path)))
 
@@ -129,6 +166,11 @@ class RunLock:
         created is removed again when nothing else was written into it."""
         if self._fd is None:
             return
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if _HELD_HERE.get(self._key) is self:
+            del _HELD_HERE[self._key]
         try:
             self.path.unlink(missing_ok=True)
         except OSError:

@@ -328,7 +328,7 @@ class Trainer:
         self._run_lock = None
         if gdist._env_int("RANK", 0) == 0:        # one trainer per run folder (rank 0 holds it)
             from .lock import RunLock
-            self._run_lock = RunLock(self.run_dir).acquire()
+            self._run_lock = RunLock(self.run_dir).acquire(owner=self)   # released by close() or gc
             from .._io import remove_stale_temp_files        # of writers killed outright (SIGKILL)
             for folder in (self.run_dir, self.run_dir / "images"):
                 remove_stale_temp_files(folder)
