@@ -296,13 +296,15 @@ class ImageFolderDataset(Dataset):
             square with ``background``, then resize). Resizing uses Lanczos.
         background: RGB used for padding and behind transparent pixels (RGBA/LA/P images).
         channels: 3 (RGB) or 1 (luminance).
+        labels: items ``(image, label)`` from the class subfolders (``"auto"``: when every image
+            lies in one of two or more class subfolders).
     Unreadable images: the first time a file fails to decode, a warning names it and it is
     skipped from then on; its index is served by the next readable file (``index + 1``, ...),
     so the data order stays deterministic.
     """
 
     def __init__(self, root: str | os.PathLike, resolution: int, fit: str = "center-crop",
-                 background: Sequence[int] = (255, 255, 255), channels: int = 3, labels: bool = False):
+                 background: Sequence[int] = (255, 255, 255), channels: int = 3, labels: bool | str = False):
         self.channels = _check_channels(channels)
         if fit not in ("center-crop", "pad"):
             raise ValueError(f"fit must be 'center-crop' or 'pad', got {fit!r}")
@@ -313,6 +315,8 @@ class ImageFolderDataset(Dataset):
                              f"{', '.join(IMAGE_EXTENSIONS)})")
         self.classes: list[str] | None = None
         self.labels: torch.Tensor | None = None
+        if labels == "auto":                  # labels when the folder has class subfolders
+            labels = _in_class_folders(self.root, self.files)
         if labels:
             self.classes, self.labels = _folder_labels(self.root, self.files)
         self.resolution = int(resolution)
@@ -372,9 +376,12 @@ def has_class_folders(root: str | os.PathLike) -> bool:
     """Whether every image under ``root`` lies in a first-level subfolder, and there are at least
     two of them (a folder that can give labels)."""
     root = Path(root).expanduser()
-    files = list_image_files(root)
-    tops = {f.relative_to(root).parts[0] for f in files if len(f.relative_to(root).parts) >= 2}
-    return bool(files) and all(len(f.relative_to(root).parts) >= 2 for f in files) and len(tops) >= 2
+    return _in_class_folders(root, list_image_files(root))
+
+
+def _in_class_folders(root: Path, files: list[Path]) -> bool:
+    parts = [f.relative_to(root).parts for f in files]
+    return bool(files) and all(len(p) >= 2 for p in parts) and len({p[0] for p in parts}) >= 2
 
 
 def folder_split(root: str | os.PathLike, split: str = "train") -> Path:
@@ -403,10 +410,11 @@ def _check_channels(channels) -> int:
 
 
 def make_dataset(spec: str | os.PathLike, resolution: int, split: str = "train",
-                 labels: bool = False, channels: int = 3) -> Dataset:
+                 labels: bool | str = False, channels: int = 3) -> Dataset:
     """Build a dataset from a spec string (see the module docstring for the accepted forms).
 
-    ``labels``: return ``(image, label)`` (IDX label files; an image folder's class subfolders).
+    ``labels``: return ``(image, label)`` (IDX label files; an image folder's class subfolders);
+    ``"auto"``: whenever the data have labels.
     An image folder with ``train/`` and ``test/`` subfolders serves ``split`` from them.
     """
     spec = os.fspath(spec)

@@ -194,24 +194,21 @@ def download_data_main(argv=None) -> int:
     if args.limit is not None and args.limit < 1:
         p.error(f"--limit must be a positive number of images, got {args.limit}")
     out = args.out or f"data/{args.name}"
+    what = ""
     try:
         folder = download_dataset(args.name, out, mirror=args.mirror, torchvision=args.torchvision,
                                   progress=sys.stderr.isatty())
-    except (DataDownloadError, ValueError) as exc:
+        print(f"{args.name} ({LICENCES[args.name]}): 4 files in {folder}, sha256 checked; use "
+              f"data={args.name}:{out} (training) or --data {out} (examples)")
+        if args.png is not None:
+            what = f"--png {args.png}: "
+            counts = export_png(args.name, folder, args.png, limit=args.limit, progress=sys.stderr.isatty())
+    except (OSError, ValueError) as exc:          # DataDownloadError is an OSError
         if args.debug:
             raise
-        print(f"ghfeat download-data: error: {exc}", file=sys.stderr)
+        print(f"ghfeat download-data: error: {what}{exc}", file=sys.stderr)
         return 2
-    print(f"{args.name} ({LICENCES[args.name]}): 4 files in {folder}, sha256 checked; use "
-          f"data={args.name}:{out} (training) or --data {out} (examples)")
     if args.png is not None:
-        try:
-            counts = export_png(args.name, folder, args.png, limit=args.limit, progress=sys.stderr.isatty())
-        except (OSError, ValueError) as exc:
-            if args.debug:
-                raise
-            print(f"ghfeat download-data: error: --png {args.png}: {exc}", file=sys.stderr)
-            return 2
         print(f"PNGs: {counts['train']} train + {counts['test']} test images in {args.png}/{{train,test}}/<class>/; "
               f"use data=folder:{args.png}")
     return 0

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import ghfeat
+from _shipped import load_offline
 from ghfeat._codes import mix_codes
 from ghfeat.eval.classifier import classify, load_classifier
 from ghfeat.eval.labelfree import nn_spread, random_fd
@@ -34,16 +35,7 @@ def images():
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
-    from huggingface_hub import constants as hf_constants
-    with pytest.MonkeyPatch.context() as mp:        # offline, with an empty cache: only the package
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-        mp.setenv("GHFEAT_OFFLINE", "1")
-        mp.setenv("GHFEAT_CACHE", str(tmp_path_factory.mktemp("cache")))
-        enc = ghfeat.create_encoder("fashion32", pretrained=True).eval()
-        gen = ghfeat.create_generator("stylegan-fashion32", pretrained=True).eval()
-        disc = ghfeat.create_discriminator("stylegan-fashion32", pretrained=True).eval()
-    return enc, gen, disc
+    return load_offline(tmp_path_factory, "fashion32", "stylegan-fashion32")
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import ghfeat
+from _shipped import load_offline
 from ghfeat import metrics
 from ghfeat._codes import mix_codes
 from ghfeat.cli import _bundled_digits
@@ -24,17 +25,7 @@ NCM_ACC_BOUND = 0.65        # measured 0.77 on the shipped encoder; random encod
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
-    from huggingface_hub import constants as hf_constants   # imported first: it reads the env once
-    with pytest.MonkeyPatch.context() as mp:        # offline, with an empty cache: only the package
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-        mp.setenv("GHFEAT_OFFLINE", "1")
-        mp.setenv("GHFEAT_CACHE", str(tmp_path_factory.mktemp("cache")))
-        mp.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf")))
-        enc = ghfeat.create_encoder("mnist32", pretrained=True).eval()
-        gen = ghfeat.create_generator("stylegan-mnist32", pretrained=True).eval()
-        disc = ghfeat.create_discriminator("stylegan-mnist32", pretrained=True).eval()
-    return enc, gen, disc
+    return load_offline(tmp_path_factory, "mnist32", "stylegan-mnist32")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ import time
 import torch
 
 from .classifier import MNISTClassifier, load_classifier
-from .quality import check_count, dataset_split, generator_quality, real_floor, reconstruction_quality
+from .quality import (check_count, dataset_split, generate, quality, real_floor, reconstruction_quality,
+                      reference_stats)
 
 
 def probe_figures(encoder, data: str, *, codes=None, per_level: bool = False, l2: float | None = None,
@@ -82,11 +83,13 @@ def baseline_figures(encoder, data: str, *, limit: int | None = None, progress: 
     return out
 
 
-def labelfree_figures(generator, data: str, *, n: int = 5000, seed: int = 0, test_codes=None) -> dict:
+def labelfree_figures(generator, data: str, *, n: int = 5000, seed: int = 0, test_codes=None,
+                      samples: torch.Tensor | None = None) -> dict:
     """The label-free figures (:mod:`.labelfree`) on ``n`` images: the generator's random-feature FD
     and nearest-neighbour spread against the test split, the same FD for the reconstructions of the
     test images (``test_codes``: their packed codes, when known) and for real training images (the
-    floor). Everything a folder without labels can be judged by."""
+    floor). Everything a folder without labels can be judged by. ``samples``: the generator's
+    samples when already drawn (at least ``n``)."""
     from ..api import decode
     from .labelfree import nn_spread, random_fd, random_stats
     from .quality import dataset_images, generate
@@ -96,7 +99,7 @@ def labelfree_figures(generator, data: str, *, n: int = 5000, seed: int = 0, tes
     ref = random_stats(real)
     train = dataset_images(data, "train")
     train = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 1))[:len(real)]]
-    fake = generate(generator, len(real), seed=seed)
+    fake = samples[:len(real)] if samples is not None else generate(generator, len(real), seed=seed)
     out = {"n": int(len(real)), "generator_rfd": random_fd(fake, ref), "generator_spread": nn_spread(fake, real),
            "floor_rfd": random_fd(train, ref), "floor_spread": nn_spread(train, real)}
     if test_codes is not None:
@@ -135,11 +138,12 @@ def model_card(encoder, generator, data: str, *, n: int = 10_000, pairs: int = 2
     codes = codes or {s: split_codes(encoder, data, s, progress=progress) for s in ("test", "train")}
     _check_labels(data, codes["train"][1])
     lap("features")
-    card["generator"] = generator_quality(generator, data, n=n, seed=seed, clf=clf, progress=progress)
+    samples = generate(generator, n, seed=seed, progress=progress)      # drawn once, for both sections
+    card["generator"] = quality(samples, reference_stats(data, "test", clf), clf)
     card["real_floor"] = real_floor(data, n=min(n, len(codes["train"][0])), clf=clf)
     lap("generator")
     card["labelfree"] = labelfree_figures(generator, data, n=min(n, 5000, len(codes["test"][0])), seed=seed,
-                                          test_codes=codes["test"][0])
+                                          test_codes=codes["test"][0], samples=samples)
     lap("labelfree")
     card["encoder"] = reconstruction_quality(encoder, generator, data, n=None, clf=clf, progress=progress,
                                              codes=codes["test"][0])

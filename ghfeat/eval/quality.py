@@ -63,15 +63,11 @@ def dataset_split(spec: str, split: str):
     """``(images [N, 1, 32, 32], labels int64 [N] or None)`` of a split of ``spec``: uint8 for
     ``mnist:DIR`` / ``fashion-mnist:DIR`` (read once per process, with their labels), float32 in
     [-1, 1] for image folders (labels from class subfolders, else None)."""
-    from ..data import folder_split, has_class_folders, images_of, make_dataset
+    from ..data import images_of, make_dataset
     key = (str(spec), split)
     if key not in _SPLIT_CACHE:
-        kind, sep, rest = str(spec).partition(":")
-        if sep and kind in ("mnist", "fashion-mnist"):
-            labelled = True
-        else:                       # an image folder: labelled when it has class subfolders
-            labelled = has_class_folders(folder_split(rest if sep and kind == "folder" else spec, split))
-        ds = make_dataset(spec, 32, split=split, labels=labelled)
+        # IDX files have labels; an image folder has them when it has class subfolders ("auto")
+        ds = make_dataset(spec, 32, split=split, labels="auto")
         imgs = getattr(ds, "images", None)
         if imgs is not None and imgs.dtype == torch.uint8:        # IDX: [N, 32, 32] uint8, fast path
             x = imgs.unsqueeze(1)
