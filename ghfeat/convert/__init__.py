@@ -10,7 +10,7 @@ See ``docs/convert.md``.
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "convert": ".api", "detect_format": ".api",
@@ -20,12 +20,5 @@ _EXPORTS = {
     "convert_genforce_discriminator": ".genforce",
 }
 
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ghfeat.convert' has no attribute {name!r}")

@@ -18,7 +18,7 @@ the command line :mod:`.cli` loads networks from trainer checkpoints):
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "MNISTClassifier": ".classifier", "load_classifier": ".classifier", "classify": ".classifier",
@@ -38,16 +38,4 @@ _EXPORTS = {
     "load_network": ".cli", "eval_main": ".cli",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ghfeat.eval' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -13,7 +13,7 @@ Submodules: ``config`` (TrainConfig, the official recipe as defaults), ``trainer
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "TrainConfig": ".config", "train": ".trainer", "Trainer": ".trainer",
@@ -26,16 +26,4 @@ _EXPORTS = {
     "JsonlLogger": ".utils", "Timer": ".utils",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ghfeat.train' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
