@@ -25,7 +25,6 @@ import json
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 import ghfeat
 from ghfeat import editing

@@ -24,7 +24,6 @@ import copy
 import json
 import math
 import time
-from pathlib import Path
 
 import torch
 import torch.nn as nn

@@ -117,7 +117,7 @@ def _check_tensor_layout(x: torch.Tensor, what: str) -> torch.Tensor:
         hint = " (a single grayscale image [H, W]: use x[None] to make it [1, H, W])" if x.ndim == 2 else ""
         raise ValueError(f"{what} must be [N, C, H, W] or [C, H, W], got shape {tuple(x.shape)}{hint}")
     if x.shape[1] not in (1, 3, 4):
-        hint = (f"; it looks channels-last (NHWC): use x.permute(0, 3, 1, 2)"
+        hint = ("; it looks channels-last (NHWC): use x.permute(0, 3, 1, 2)"
                 if x.shape[-1] in (1, 3, 4) else "")
         raise ValueError(f"{what} has {x.shape[1]} channels (shape {tuple(x.shape)}); expected 1, 3 or 4 "
                          f"in dim 1 (NCHW){hint}")

@@ -463,7 +463,7 @@ def build_app(explorer: Explorer, *, title: str = "", examples_dir=None):
             with gr.Tab("Edit", id="edit", elem_id="tab_edit"):
                 gr.Markdown("Move A's codes along a direction at the chosen levels. **SeFa** directions come from "
                             "the generator's weights (no labels); **supervised** ones are fitted on the "
-                            f"generator's own samples, labelled by a pixel measure (fitted on first use, a few "
+                            "generator's own samples, labelled by a pixel measure (fitted on first use, a few "
                             "seconds). On MNIST, stroke thickness lives in the fine levels 1-4, slant in 1-6.")
                 with gr.Row():
                     direction = gr.Dropdown(directions, value="sefa:0", label="direction", elem_id="direction")

@@ -145,7 +145,6 @@ def cmd_extract(args) -> int:
     import numpy as np
 
     import ghfeat
-    from ._images import list_image_files
     from ._io import atomic_open, check_writable
 
     check_writable(args.out, folder=False, what="--out")

@@ -522,15 +522,15 @@ def hub_download(repo_id: str, filename: str, revision: str | None = "main", *, 
             library_name="ghfeat", library_version=__version__))
     except hf_errors.HFValidationError as exc:
         raise WeightsNotFoundError(f"{repo_id!r} is not a valid Hub repo id ({exc}).{tail}") from None
-    except hf_errors.GatedRepoError as exc:
+    except hf_errors.GatedRepoError:
         raise WeightsNotFoundError(
             f"{repo_id!r} on {where} is gated: accept its terms on the Hub and log in "
             f"(`hf auth login` or HF_TOKEN).{tail}") from None
-    except hf_errors.RepositoryNotFoundError as exc:
+    except hf_errors.RepositoryNotFoundError:
         raise WeightsNotFoundError(
             f"Repository {repo_id!r} was not found on {where} (or it is private: log in with "
             f"`hf auth login` / HF_TOKEN). Check the repo id.{tail}") from None
-    except hf_errors.RevisionNotFoundError as exc:
+    except hf_errors.RevisionNotFoundError:
         raise WeightsNotFoundError(
             f"Revision {revision!r} does not exist in {repo_id!r} on {where}.{tail}") from None
     except hf_errors.LocalEntryNotFoundError:
@@ -541,7 +541,7 @@ def hub_download(repo_id: str, filename: str, revision: str | None = "main", *, 
             f"{what} is not in the Hugging Face cache ({_hf_cache_dir() or 'default HF cache'}) "
             f"and {why}. Download it once with network access (or copy the cache), or point "
             f"HF_ENDPOINT at a mirror.{tail}") from None
-    except hf_errors.EntryNotFoundError as exc:
+    except hf_errors.EntryNotFoundError:
         raise WeightsNotFoundError(
             f"{repo_id!r} on {where} has no file {filename!r} at revision {revision or 'main'}.{tail}") from None
     except (OSError, hf_errors.HfHubHTTPError) as exc:  # server errors, size check, disk

@@ -13,6 +13,7 @@ import ghfeat
 from ghfeat import _models, api
 from ghfeat.api import level_to_layer, layer_to_level, parse_levels
 from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
+from _helpers import write_fake_mnist
 
 
 @pytest.fixture(scope="module")
@@ -366,26 +367,10 @@ def test_example_scripts(tmp_path):
     assert [p.endswith(f"{i}.png") for i, p in enumerate(data["files"])] == [True] * 3
 
 
-def _write_tiny_mnist(root, n=64, seed=0):
-    """A synthetic MNIST in the standard IDX layout (the test needs no data set): class k is a
-    bright square at a position of its own, plus noise."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "t10k"):
-        labels = (np.arange(n) % 10).astype(np.uint8)
-        images = rng.integers(0, 60, (n, 28, 28), dtype=np.uint8)
-        for i, k in enumerate(labels):
-            r, c = 2 + 8 * (k // 3), 2 + 8 * (k % 3)
-            images[i, r:r + 7, c:c + 7] = 255
-        (root / f"{split}-images-idx3-ubyte").write_bytes(
-            (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28)) + images.tobytes())
-        (root / f"{split}-labels-idx1-ubyte").write_bytes(
-            (0x801).to_bytes(4, "big") + n.to_bytes(4, "big") + labels.tobytes())
-    return root
 
 
 def test_example_linear_probe(tmp_path, capsys):
-    root = _write_tiny_mnist(tmp_path / "mnist")
+    root = write_fake_mnist(tmp_path / "mnist")
     probe = _example("linear_probe")
     out = tmp_path / "probe.json"
     assert probe.main(["--data", str(root), "--random-weights", "--limit", "64",

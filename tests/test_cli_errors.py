@@ -11,23 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import ghfeat
 from ghfeat.cli import main
 from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
 from ghfeat.pretrained import WeightsError
+from _helpers import one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 def png_header(path, width, height):

@@ -15,19 +15,9 @@ import pytest
 from ghfeat import data_download
 from ghfeat.cli import main
 from ghfeat.data import make_dataset, mnist_dataset
+from _helpers import fake_mnist_files
 
 
-def fake_mnist(n: int = 20, seed: int = 0) -> dict[str, bytes]:
-    rng = np.random.default_rng(seed)
-    out = {}
-    for split in ("train", "t10k"):
-        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        labels = (np.arange(n) % 10).astype(np.uint8)
-        out[f"{split}-images-idx3-ubyte.gz"] = gzip.compress(
-            bytes.fromhex("00000803") + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28)) + images.tobytes(), mtime=0)
-        out[f"{split}-labels-idx1-ubyte.gz"] = gzip.compress(
-            bytes.fromhex("00000801") + n.to_bytes(4, "big") + labels.tobytes(), mtime=0)
-    return out
 
 
 class Server:
@@ -85,7 +75,7 @@ def site(monkeypatch):
     srv = Server()
     datasets = {}
     for seed, (name, (tv, _, _)) in enumerate(data_download.DATASETS.items()):
-        files = fake_mnist(seed=seed)
+        files = fake_mnist_files(20, seed=seed, gz=True)
         for f, b in files.items():
             srv.files[f"/{name}/{f}"] = b
         datasets[name] = (tv, (f"{srv.url}/{name}/",), {f: hashlib.sha256(b).hexdigest() for f, b in files.items()})
@@ -109,11 +99,11 @@ def test_download_then_train_spec_reads_it(site, tmp_path, capsys):
     assert main(["download-data", "mnist", "--out", str(tmp_path / "m")]) == 0
     out = capsys.readouterr().out
     assert f"data=mnist:{tmp_path / 'm'}" in out and "CC BY-SA 3.0" in out
-    for f, b in fake_mnist(seed=0).items():
+    for f, b in fake_mnist_files(20, seed=0, gz=True).items():
         assert (tmp_path / "m" / f).read_bytes() == b
     ds = make_dataset(f"mnist:{tmp_path / 'm'}", 32, labels=True, channels=1)
     img, label = ds[13]
-    raw = np.frombuffer(gzip.decompress(fake_mnist(seed=0)["train-images-idx3-ubyte.gz"])[16:], np.uint8)
+    raw = np.frombuffer(gzip.decompress(fake_mnist_files(20, seed=0, gz=True)["train-images-idx3-ubyte.gz"])[16:], np.uint8)
     assert img.shape == (1, 32, 32) and int(label) == 3
     assert np.allclose((img[0, 2:30, 2:30].numpy() + 1) * 127.5, raw.reshape(20, 28, 28)[13], atol=1e-3)
     n = len(site.requests)

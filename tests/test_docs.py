@@ -19,7 +19,6 @@ passes when it runs without an error (a bash command: exit status 0).
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import importlib.util
 import io
@@ -30,8 +29,9 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from _helpers import fake_mnist_files
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
@@ -119,22 +119,6 @@ def docs_env(tmp_path, monkeypatch):
     clear_model_cache()
 
 
-def _fake_idx(n: int, seed: int) -> dict[str, bytes]:
-    """Small MNIST-like IDX files (gzipped, standard names): class k is a bright square at a place of
-    its own, plus noise."""
-    rng = np.random.default_rng(seed)
-    files = {}
-    for split in ("train", "t10k"):
-        labels = (np.arange(n) % 10).astype(np.uint8)
-        images = rng.integers(0, 60, (n, 28, 28), dtype=np.uint8)
-        for i, k in enumerate(labels):
-            r, c = 2 + 8 * (k // 3), 2 + 8 * (k % 3)
-            images[i, r:r + 7, c:c + 7] = 255
-        files[f"{split}-images-idx3-ubyte.gz"] = gzip.compress(
-            (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28)) + images.tobytes(), mtime=0)
-        files[f"{split}-labels-idx1-ubyte.gz"] = gzip.compress(
-            (0x801).to_bytes(4, "big") + n.to_bytes(4, "big") + labels.tobytes(), mtime=0)
-    return files
 
 
 @pytest.fixture
@@ -147,7 +131,7 @@ def fake_data_server(tmp_path, monkeypatch):
     datasets = dict(data_download.DATASETS)
     for seed, (name, (tv, _, _)) in enumerate(data_download.DATASETS.items()):
         (site / name).mkdir(parents=True)
-        files = _fake_idx(64, seed)
+        files = fake_mnist_files(64, seed, gz=True)
         for file, data in files.items():
             (site / name / file).write_bytes(data)
         datasets[name] = (tv, None, {f: hashlib.sha256(d).hexdigest() for f, d in files.items()})

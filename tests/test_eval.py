@@ -17,32 +17,15 @@ from ghfeat.cli import main
 from ghfeat.eval import classifier, probe, quality, stats
 from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
 
+from _helpers import one_line_error, write_fake_mnist as _write_fake_mnist
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 def write_fake_mnist(root: Path, n_train: int = 60, n_test: int = 40, seed: int = 0) -> str:
-    """IDX files of a fake MNIST: class k is a bright square at a position of its own, plus noise."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", n_train), ("t10k", n_test)):
-        labels = (np.arange(n) % 10).astype(np.uint8)
-        images = rng.integers(0, 60, (n, 28, 28), dtype=np.uint8)
-        for i, k in enumerate(labels):
-            r, c = 2 + 8 * (k // 3), 2 + 8 * (k % 3)
-            images[i, r:r + 7, c:c + 7] = 255
-        (root / f"{split}-images-idx3-ubyte").write_bytes(
-            (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28)) + images.tobytes())
-        (root / f"{split}-labels-idx1-ubyte").write_bytes(
-            (0x801).to_bytes(4, "big") + n.to_bytes(4, "big") + labels.tobytes())
-    return f"mnist:{root}"
+    return f"mnist:{_write_fake_mnist(root, n_train, seed, n_test)}"
 
 
 # -- statistics -------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from test_api import _example, _write_tiny_mnist
+from _helpers import write_fake_mnist
+from test_api import _example
 
 
 # -- retrieval ----------------------------------------------------------------------------------------
@@ -29,7 +30,7 @@ def test_neighbours_and_precision_on_a_hand_built_case():
 
 
 def test_retrieval_script(tmp_path):
-    root = _write_tiny_mnist(tmp_path / "mnist")
+    root = write_fake_mnist(tmp_path / "mnist")
     ret = _example("retrieval")
     assert ret.main(["--data", str(root), "--random-weights", "--k", "3", "--out", str(tmp_path / "r.png"),
                      "--queries", "2", "--show", "3", "--json", str(tmp_path / "r.json")]) == 0
@@ -65,7 +66,7 @@ def test_classifier_head_sees_all_levels():
 
 
 def test_finetune_classifier_script(tmp_path):
-    root = _write_tiny_mnist(tmp_path / "mnist", n=40)
+    root = write_fake_mnist(tmp_path / "mnist", n=40)
     ft = _example("finetune_classifier")
     assert ft.main(["--data", str(root), "--random-weights", "--labels", "20", "--steps", "2", "--epochs", "0",
                     "--limit", "20", "--json", str(tmp_path / "f.json"), "--plot", str(tmp_path / "f.png")]) == 0
@@ -95,7 +96,7 @@ def test_frozen_mode_leaves_the_encoder_unchanged():
 
 @pytest.mark.slow   # a training run (the trainer, a GAN discriminator, PNG export); deselected by default
 def test_finetune_encoder_script(tmp_path):
-    root = _write_tiny_mnist(tmp_path / "mnist", n=24)
+    root = write_fake_mnist(tmp_path / "mnist", n=24)
     ft = _example("finetune_encoder")
     out = tmp_path / "ft.json"
     assert ft.main(["--from-idx", str(root), "--n-train", "16", "--n-eval", "4", "--run-dir", str(tmp_path / "run"),
@@ -129,7 +130,7 @@ def test_attribute_measures_on_drawn_strokes():
 
 
 def test_editing_directions_script(tmp_path):
-    root = _write_tiny_mnist(tmp_path / "mnist", n=30)
+    root = write_fake_mnist(tmp_path / "mnist", n=30)
     ed = _example("editing_directions")
     assert ed.main(["--data", str(root), "--random-weights", "--n-fit", "30", "--n-eval", "10", "--n-show", "2",
                     "--strengths", "-2", "0", "2", "--sefa-levels", "4", "--out-dir", str(tmp_path / "e"),

@@ -21,16 +21,11 @@ import ghfeat
 from ghfeat import editing
 from ghfeat.api import clear_model_cache, make_grid
 from ghfeat.cli import main
+from _helpers import one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 def png(path) -> np.ndarray:

@@ -15,13 +15,13 @@ from ghfeat import data as gdata
 from ghfeat.data_download import CLASS_NAMES, download_data_main, export_png
 from ghfeat.eval import labelfree
 from ghfeat.eval.quality import dataset_split
-from test_data_download import fake_mnist
+from _helpers import fake_mnist_files
 
 
 @pytest.fixture(scope="module")
 def idx_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("idx")
-    for name, blob in fake_mnist(n=30, seed=3).items():
+    for name, blob in fake_mnist_files(30, seed=3, gz=True).items():
         (root / name).write_bytes(blob)
     return root
 

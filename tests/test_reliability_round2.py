@@ -35,20 +35,16 @@ from ghfeat.train.config import TrainConfig
 from ghfeat.train.lock import RunFolderLocked, RunLock
 from ghfeat.train.trainer import Trainer, train
 
+from _helpers import one_line_error as _one_line_error, write_fake_mnist
 from _official_fixtures import TinyConfig, write_genforce_pth, write_stylegan_pkl
-from test_api import _example, _write_tiny_mnist
+from test_api import _example
 from test_train import images, tiny  # noqa: F401  (fixture re-used)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    lines = [line for line in err.strip().splitlines() if not line.startswith("!! --random-weights")]
-    assert "Traceback" not in err and len(lines) == 1, err
-    for n in needles:
-        assert n in err, err
-    return err
+    return _one_line_error(capsys, *needles, ignore="!! --random-weights")
 
 
 @pytest.fixture
@@ -563,7 +559,7 @@ def test_examples_check_their_arguments_before_any_work(tmp_path, capsys):
 
 
 def test_fewshot_refuses_more_shots_than_digits(tmp_path, capsys):
-    root = _write_tiny_mnist(tmp_path / "mnist", n=20)
+    root = write_fake_mnist(tmp_path / "mnist", n=20)
     rc, err = _script("fewshot_segmentation", ["--data", str(root), "--random-weights", "--model", "tiny32",
                                                "--shots", "5", "50", "--limit", "4", "--kinds", "pixels"], capsys)
     assert rc == 2 and "--shots 50 is more than the 20 training digits" in err
