@@ -57,6 +57,29 @@ def test_folder_labels_come_from_class_subfolders_in_label_order(idx_root, png_r
     assert int(label) == int(labels[idx[0]])
 
 
+def test_evaluation_takes_a_uniform_sample_of_a_class_sorted_folder(tmp_path):
+    """A folder lists its classes one after another; the figures that take the first n images of a
+    split (the real-data floor, --limit) must not get the first classes only (the Fashion floor
+    once came out at FD 459 from 10,000 T-shirts and trousers)."""
+    from ghfeat.eval.quality import _SPLIT_CACHE, dataset_images, dataset_labels
+    for split in ("train", "test"):
+        for k, name in enumerate(["0-dark", "1-mid", "2-bright"]):
+            (tmp_path / split / name).mkdir(parents=True)
+            for i in range(20):
+                Image.fromarray(np.full((32, 32), 100 * k + i, np.uint8)).save(tmp_path / split / name / f"{i:02d}.png")
+    spec = f"folder:{tmp_path}"
+    _SPLIT_CACHE.clear()
+    x, y = dataset_split(spec, "train")
+    assert x.shape == (60, 1, 32, 32) and sorted(y.tolist()) == [0] * 20 + [1] * 20 + [2] * 20
+    level = ((x[:, 0, 0, 0] + 1) * 127.5).round().long()             # each image's grey value
+    assert torch.equal(level // 100, y)                                # labels still belong to their images
+    assert set(dataset_labels(spec, "train", 9).tolist()) == {0, 1, 2}  # the first 9: every class
+    assert dataset_images(spec, "train", 9).shape == (9, 1, 32, 32)
+    assert torch.equal(dataset_split(spec, "train")[0], x)            # a fixed order: the same every call
+    _SPLIT_CACHE.clear()
+    assert torch.equal(dataset_split(spec, "train")[0], x)            # ... and in every process
+
+
 def test_folder_splits(png_root, tmp_path):
     assert gdata.folder_split(png_root, "train") == png_root / "train"
     assert gdata.folder_split(png_root, "test") == png_root / "test"

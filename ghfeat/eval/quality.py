@@ -61,27 +61,35 @@ _SPLIT_CACHE: dict = {}
 
 def dataset_split(spec: str, split: str):
     """``(images [N, 1, 32, 32], labels int64 [N] or None)`` of a split of ``spec``: uint8 for
-    ``mnist:DIR`` / ``fashion-mnist:DIR`` (read once per process, with their labels), float32 in
-    [-1, 1] for image folders (labels from class subfolders, else None)."""
+    ``mnist:DIR`` / ``fashion-mnist:DIR`` (read once per process, with their labels, in the files'
+    order), float32 in [-1, 1] for image folders (labels from class subfolders, else None).
+
+    An image folder lists its class subfolders one after another, so its images come in a fixed
+    shuffled order (seed 0): the first ``n`` of a split, which :func:`real_floor`,
+    :func:`reconstruction_quality` and ``--limit`` take, are then a uniform sample and not the
+    first classes. (MNIST's files are already in a mixed order and keep it.)"""
     from ..data import images_of, make_dataset
     key = (str(spec), split)
     if key not in _SPLIT_CACHE:
         # IDX files have labels; an image folder has them when it has class subfolders ("auto")
         ds = make_dataset(spec, 32, split=split, labels="auto")
-        imgs = getattr(ds, "images", None)
+        imgs, labels = getattr(ds, "images", None), getattr(ds, "labels", None)
         if imgs is not None and imgs.dtype == torch.uint8:        # IDX: [N, 32, 32] uint8, fast path
             x = imgs.unsqueeze(1)
         else:
-            x = torch.stack([images_of(ds[i]) for i in range(len(ds))])
+            order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))
+            x = torch.stack([images_of(ds[int(i)]) for i in order])
             x = to_luminance(x) if x.shape[1] == 3 else x
+            labels = None if labels is None else labels[order]
         if len(_SPLIT_CACHE) >= 4:                                 # train + test of two data sets at most
             _SPLIT_CACHE.pop(next(iter(_SPLIT_CACHE)))
-        _SPLIT_CACHE[key] = (x, getattr(ds, "labels", None))
+        _SPLIT_CACHE[key] = (x, labels)
     return _SPLIT_CACHE[key]
 
 
 def dataset_images(spec: str, split: str, n: int | None = None) -> torch.Tensor:
-    """The first ``n`` images of a split as ``[n, 1, 32, 32]`` float32 in [-1, 1]."""
+    """The first ``n`` images of a split (in :func:`dataset_split`'s order) as ``[n, 1, 32, 32]``
+    float32 in [-1, 1]."""
     x, _ = dataset_split(spec, split)
     x = x[:n]
     return x.float().div(127.5).sub(1) if x.dtype == torch.uint8 else x.float()
