@@ -171,6 +171,10 @@ def test_card_end_to_end(fake_mnist, tmp_path, capsys):
     m = card["mixing"]
     assert m["n_pairs"] == 8 and set(m["encoded"]) == set(m["w_space"]) == {"5-8", "1-4", "7-8"}
     assert set(card["pretrained_cfg_metrics"]) == {"generator", "encoder"}
+    # the keys of a registry entry's metrics, so the figures paste into ghfeat/pretrained.py as they are
+    from ghfeat.pretrained import _MNIST_METRICS
+    for kind in ("generator", "encoder"):
+        assert set(card["pretrained_cfg_metrics"][kind]) == set(_MNIST_METRICS[kind]), kind
     assert set(card["seconds"]) == {"features", "generator", "labelfree", "encoder", "probe", "knn", "mixing"}
     lf = card["labelfree"]
     assert lf["n"] == 16 and lf["generator_rfd"] > 0 and lf["floor_rfd"] >= 0 and "reconstruction_rfd" in lf

@@ -157,7 +157,7 @@ def model_card(encoder, generator, data: str, *, n: int = 10_000, pairs: int = 2
     lap("mixing")
     g, e, p, k, m = card["generator"], card["encoder"], card["probe"]["all"], card["knn"], card["mixing"]
     card["pretrained_cfg_metrics"] = {
-        "generator": {"fd": round(g["fd"], 2), "class_entropy": round(g["class_entropy"], 3),
+        "generator": {"classifier_fd": round(g["fd"], 2), "class_entropy": round(g["class_entropy"], 3),
                       "confidence": round(g["confidence"], 3),
                       "min_class_fraction": round(min(g["class_histogram"]), 3)},
         "encoder": {"mse": round(e["mse"], 4), "class_agreement": round(e["class_agreement"], 4),
