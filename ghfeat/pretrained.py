@@ -207,16 +207,16 @@ def _official_entries() -> list[PretrainedCfg]:
 # The embedded default: trained by ghfeat on MNIST on a 2-core CPU (docs/mnist.md), shipped in fp16.
 # (kind, sha256 of ghfeat/assets/mnist32/<kind>.safetensors)
 _MNIST_SHA256 = {
-    "generator": "ef37d0e9409e8da87347c6526cb4fde94ef83b8599e83b66309a830491e27b17",
-    "discriminator": "03c7bcae3665cb8414d6f24dd6c056011e10d1c7624a707e45f50fe90db8889b",
-    "encoder": "3a042ba61494aa8f3d959801f80b21154ef6b611dd5ea959a9b34d3d11106a34",
+    "generator": "bbcc1024c8b24c01326971a2a91c1186e3bb83770e35f7c94c2389158aed562a",
+    "discriminator": "9ae26f9f1b377a46c6b251ba02f00a573677ede4e3d363a50985f81e6334af54",
+    "encoder": "bef80f7850835f3e2b39f914ea1afc6a06ec463ae27b8f6c4c5a92ce6c5fae3e",
 }
-_MNIST_METRICS = {     # `ghfeat eval card mnist32 --data mnist:DIR` (docs/mnist.md; v2, 2026-12-01)
-    "generator": {"classifier_fd": 39.25, "class_entropy": 2.216, "confidence": 0.961, "min_class_fraction": 0.025},
-    "encoder": {"mse": 0.0227, "class_agreement": 0.9812, "linear_probe_top1": 98.93, "knn_top1": 97.96,
-                "mixing_5-8": 0.905, "mixing_1-4": 0.901, "mixing_7-8": 0.069},
+_MNIST_METRICS = {     # `ghfeat eval card mnist32 --data mnist:DIR` (docs/mnist.md; v3, 2026-12-01)
+    "generator": {"classifier_fd": 7.39, "class_entropy": 2.289, "confidence": 0.973, "min_class_fraction": 0.068},
+    "encoder": {"mse": 0.0193, "class_agreement": 0.9856, "linear_probe_top1": 99.13, "knn_top1": 98.04,
+                "mixing_5-8": 0.933, "mixing_1-4": 0.927, "mixing_7-8": 0.104},
 }
-_MNIST_NOTES = ("Trained by ghfeat (`--recipe mnist32-cpu`, then continued: v2) on the full MNIST training set (60,000 "
+_MNIST_NOTES = ("Trained by ghfeat (`--recipe mnist32-cpu`, then continued: v3) on the full MNIST training set (60,000 "
                 "digits; MNIST is CC BY-SA 3.0, and so are these weights) on a 2-core CPU; see "
                 "docs/mnist.md for the runs, the metrics and how to reproduce them.")
 
@@ -274,7 +274,7 @@ _RAW_GENERATORS: dict[str, tuple[str, str]] = {
     "stylegan-fashion32": ("assets/fashion32/generator_raw.safetensors",
                            "69704ec5e2280c704a7866d24d94047be82716233d2e9a010f185c7c97b6eb19"),
     "stylegan-mnist32": ("assets/mnist32/generator_raw.safetensors",
-                         "7dfc68d606e413a8075a3d6e8ee596abc65d13ca5869e52701dee0bbbbb40f4a"),
+                         "6d59d08d56673290bab46c20d944d8219983fb498fe5b52ab09ca3a0fddf1bd8"),
 }
 
 
