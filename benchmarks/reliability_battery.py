@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -49,18 +50,33 @@ class Case:
     setup: object = None           # f(tmp) before the run
 
 
+_PROGRESS = re.compile(r"\d+%\|.*\|.*\[.*\]")          # a tqdm bar (stderr is not a terminal here)
+
+
 def _one_line(err: str) -> bool:
+    """One line of error: progress bars, warnings and "!!" notices aside."""
     lines = [line for line in err.strip().splitlines()
-             if line.strip() and not line.startswith(("!!", "  warnings.warn")) and "Warning" not in line]
+             if line.strip() and not line.startswith(("!!", "  warnings.warn")) and "Warning" not in line
+             and not _PROGRESS.search(line)]
     return len(lines) == 1
+
+
+def _api_refusal(err: str) -> bool:
+    """A Python API call (``-c`` cases) refused by ghfeat itself: the traceback's last frame is in
+    ghfeat's code and its last line is an exception with a message (the API's way to say no; the
+    CLI's is exit 2 and one line)."""
+    frames = re.findall(r'File "([^"]+)"', err)
+    last = err.strip().splitlines()[-1] if err.strip() else ""
+    return bool(frames) and "/ghfeat/" in frames[-1] and re.match(r"[\w.]*(Error|Exception): .{20,}", last) is not None
 
 
 # -- a local mirror that misbehaves -----------------------------------------------------------------
 class Mirror:
-    def __init__(self):
-        self.mode = {}
-        mirror = self
+    """Serves any file under ``/<mode>/``: ``trickle`` (1 byte/s of an announced 10 MB), ``silent``
+    (headers, then nothing), ``badlength`` (``Content-Length: abc``), ``drop`` (closes at once);
+    any other first path segment serves 4 bytes."""
 
+    def __init__(self):
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
@@ -68,7 +84,7 @@ class Mirror:
                 pass
 
             def do_GET(self):
-                mode = mirror.mode.get(self.path.rsplit("/", 1)[-1], "ok")
+                mode = self.path.lstrip("/").split("/", 1)[0]        # /<mode>/<file>
                 if mode == "drop":
                     self.close_connection = True
                     return
@@ -287,6 +303,8 @@ def run_case(case: Case, tmp: Path, timeout: float, have_ns: bool) -> dict:
         result = "hang"
     elif pkg_changed or left:
         result = "files"
+    elif case.argv[:1] == ["-c"] and case.expect != "valid" and rc == 1 and _api_refusal(full_err):
+        result = "clear"
     elif "Traceback" in full_err or "internal error" in full_err or rc not in (0, 2, 3):
         result = "crash"
     elif case.expect == "valid":
