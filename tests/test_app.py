@@ -153,6 +153,7 @@ def test_core_package_does_not_import_gradio():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=600)
 
 
+@pytest.mark.slow                                               # two CLI subprocesses: about 6 s
 def test_cli_without_the_extra(tmp_path):
     """No gradio: one line naming the extra, exit 2, before any model is loaded."""
     (tmp_path / "gradio.py").write_text("raise ImportError('No module named gradio')\n")

@@ -29,7 +29,8 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not in
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
 DRIVER = shutil.which("chromedriver")
-pytestmark = [pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="no system Chromium + chromedriver "
+pytestmark = [pytest.mark.slow,                                  # a browser session: about 35 s
+              pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="no system Chromium + chromedriver "
                                  "(apt-get install chromium chromium-driver)"),
               pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")]   # pandas 3 vs gradio's own code
 

@@ -4,6 +4,7 @@ columns, a broken torch/torchvision install named as such, no network failing fa
 exception, and the packaging files."""
 from __future__ import annotations
 
+import argparse
 import re
 import runpy
 import socket
@@ -245,3 +246,21 @@ def test_licence_files_typing_marker_urls_and_input_spec():
     assert gray.input_spec["channels"] == 1 and "grayscale" in gray.input_spec["layout"] and "RGB" not in gray.input_spec["layout"]
     rgb = ghfeat.create_encoder("tiny32")
     assert rgb.input_spec["channels"] == 3 and "RGB" in rgb.input_spec["layout"]
+
+
+def _all_parsers(parser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_parsers(sub)
+
+
+def test_every_help_page_renders():
+    """argparse %-formats help strings: a bare '%' made ``ghfeat eval --help`` exit with 'incomplete format'."""
+    from ghfeat.cli import build_parser as ghfeat_parser
+    from ghfeat.eval.cli import build_parser as eval_parser
+    from ghfeat.train.cli import build_parser as train_parser
+    pages = [p.format_help() for root in (ghfeat_parser(), eval_parser(), train_parser()) for p in _all_parsers(root)]
+    assert len(pages) > 20 and all("usage:" in page for page in pages)
+    assert any("per-class %" in page for page in pages)      # the escaped percent sign, shown as one

@@ -144,6 +144,7 @@ print(json.dumps(out))
 '''
 
 
+@pytest.mark.slow                                               # six commands in subprocesses: about 6 s
 @pytest.mark.skipif(not _namespaces_work(), reason="needs unprivileged mount namespaces (unshare -rm)")
 def test_every_command_on_a_full_disk_fails_cleanly(tmp_path, digits, images):  # noqa: F811
     pkl = write_stylegan_pkl(tmp_path / "stylegan-tiny-32.pkl", TinyConfig(), seed=3).path
@@ -209,6 +210,7 @@ def test_second_trainer_in_a_run_folder_names_the_holder_then_takes_over_a_dead_
     assert res["step"] == 1 and not (run / ".lock").exists()    # and released at the end
 
 
+@pytest.mark.slow                                               # two trainer processes: about 8 s
 def test_a_real_trainer_holds_its_folder_while_it_runs(images, tmp_path):  # noqa: F811
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "ghfeat", "train", "encoder", "--run-dir", str(run), f"data={images}",

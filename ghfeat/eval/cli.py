@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     pair.add_argument("--generator", help="its generator (default: the encoder's pair, E.generator_name)")
     sub = ap.add_subparsers(dest="what", required=True)
 
-    p = sub.add_parser("generator", parents=[data], help="sample quality: FD, class entropy, confidence, per-class %")
+    p = sub.add_parser("generator", parents=[data], help="sample quality: FD, class entropy, confidence, per-class %%")
     p.add_argument("generator", help="model name, saved folder, or trainer checkpoint ckpt-*.pt")
     p.add_argument("-n", type=_int, default=10_000, help="number of samples (10,000; at least 2)")
     p.add_argument("--seed", type=int, default=0)
