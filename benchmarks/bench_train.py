@@ -46,6 +46,8 @@ def settings(device: torch.device) -> list[tuple[str, str, dict]]:
         ("gen-128ch", "generator", dict(generator="stylegan-mnist32",
                                         generator_kwargs=dict(fmap_base=2048, fmap_max=128),
                                         discriminator_kwargs=dict(fmap_base=2048, fmap_max=128))),
+        ("gen-64ch-bf16", "generator", dict(precision="bf16", generator_kwargs=dict(fmap_base=512, fmap_max=64),
+                                            discriminator_kwargs=dict(fmap_base=512, fmap_max=64))),
         ("gen-b128", "generator", dict(batch_size=128)),
         ("gen-b128-bf16", "generator", dict(batch_size=128, precision="bf16")),
         ("gen-b128-bf16-cl", "generator", dict(batch_size=128, precision="bf16", channels_last=True)),
@@ -58,6 +60,9 @@ def settings(device: torch.device) -> list[tuple[str, str, dict]]:
         ("enc-b128-bf16-compile", "encoder", dict(batch_size=128, precision="bf16", compile=True)),
         ("enc-b128-compile", "encoder", dict(batch_size=128, compile=True)),
         ("enc-code-regression", "encoder", dict(code_weight=0.1, freeze_bn=True)),
+        ("enc-code-bf16", "encoder", dict(code_weight=0.03, freeze_bn=True, precision="bf16")),
+        ("enc-wide-code-bf16", "encoder", dict(code_weight=0.03, freeze_bn=True, precision="bf16",
+                                               encoder_kwargs=dict(channels=[32, 64, 128, 256], fpn_channels=128))),
         ("enc-with-vgg", "encoder", dict(perceptual_weight=5e-5, vgg_weights="random")),
     ]
     if device.type == "cuda":
