@@ -46,9 +46,13 @@ def main(argv=None) -> int:
     ap.add_argument("--random-weights", action="store_true", help="random init (pipeline check only)")
     ap.add_argument("--attribute", choices=["thickness", "slant"], default="thickness")
     ap.add_argument("--levels", type=int, nargs="+", help="levels the supervised direction spans (default: all)")
-    ap.add_argument("--strengths", type=float, nargs="+", default=[-6, -3, 0, 3, 6])
+    # v3's codes sit on the generator's manifold, where a unit step moves a digit about a quarter as
+    # far as v1's did: at +-12 the edits show and the class holds (docs/examples.md)
+    ap.add_argument("--strengths", type=float, nargs="+", default=[-24, -12, 0, 12, 24],
+                    help="multiples of the unit direction (default: %(default)s)")
     ap.add_argument("--sefa-levels", type=int, nargs="*", default=[3, 5, 7])
-    ap.add_argument("--sefa-strengths", type=float, nargs="+", default=[-8, -4, 0, 4, 8])
+    ap.add_argument("--sefa-strengths", type=float, nargs="+", default=[-32, -16, 0, 16, 32],
+                    help="multiples of each level's unit SeFa direction (default: %(default)s)")
     ap.add_argument("--n-fit", type=int, default=5000, help="training digits the direction is fitted on")
     ap.add_argument("--n-eval", type=int, default=500, help="test digits edited and measured")
     ap.add_argument("--n-show", type=int, default=8, help="digits shown per grid")
