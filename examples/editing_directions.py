@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 import ghfeat
+from ghfeat.cli import HelpFormatter
 from ghfeat import editing
 from ghfeat._io import atomic_open
 from ghfeat._script import check_args, run
@@ -38,7 +39,7 @@ measure = editing.measure_attribute     # thickness / slant / brightness of digi
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     ap.add_argument("--data", required=True, help="folder with the MNIST IDX files (get them with: ghfeat download-data mnist --out DIR)")
     ap.add_argument("--model", default="mnist32")
     ap.add_argument("--checkpoint", help="local encoder weights")

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import ghfeat
+from ghfeat.cli import HelpFormatter
 from ghfeat._io import atomic_open, atomic_output
 from ghfeat._script import check_args, run
 from ghfeat.data import mnist_dataset
@@ -148,7 +149,7 @@ def plot_results(results: dict[str, dict[str, float]], path, lo: float = 40.0) -
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     ap.add_argument("--data", required=True, help="folder with the MNIST IDX files (get them with: ghfeat download-data mnist --out DIR)")
     ap.add_argument("--model", default="mnist32")
     ap.add_argument("--checkpoint", help="local encoder weights (.safetensors or a saved folder)")

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 import ghfeat
+from ghfeat.cli import HelpFormatter
 from ghfeat._io import atomic_open
 from ghfeat._script import check_args, run
 from ghfeat.train import TrainConfig, train
@@ -61,7 +62,7 @@ def reconstruction_mse(images: torch.Tensor, encoder, generator) -> tuple[float,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--from-idx", help="IDX data set folder (e.g. data/fashion-mnist): exported to PNGs")
     src.add_argument("--train-dir", help="folder of training images")

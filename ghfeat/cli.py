@@ -23,6 +23,7 @@ A user error prints one line to stderr and exits with status 2 (1 for an unexpec
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 
@@ -298,6 +299,13 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         if "%(default)" in text or default is None or default is False or default == argparse.SUPPRESS:
             return text
         return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+    def add_argument(self, action):
+        if action.help is None and self._get_help_string(action):   # no help text: still show the default
+            action = copy.copy(action)
+            action.help = ""
+            action.help = self._get_help_string(action)
+        super().add_argument(action)
 
 
 def _model_flags(p, what: str = "encoder registry name (its paired generator decodes)") -> None:

@@ -139,3 +139,17 @@ def test_editing_directions_script(tmp_path):
     assert [r["strength"] for r in res["edits"]] == [-2, 0, 2] and res["levels"] == list(range(1, 9))
     assert Image.open(tmp_path / "e" / "supervised_thickness.png").size == (3 * 34 + 2, 2 * 34 + 2)
     assert (tmp_path / "e" / "sefa_level4.png").is_file()
+
+
+@pytest.mark.parametrize("name", ["editing_directions", "extract_features", "fewshot_segmentation",
+                                  "finetune_classifier", "finetune_encoder", "linear_probe", "retrieval",
+                                  "style_mixing"])
+def test_example_help_shows_defaults(name, capsys):
+    """Every example's ``--help`` renders and shows its defaults, also for options without help text."""
+    with pytest.raises(SystemExit) as exit_:
+        _example(name).main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert exit_.value.code == 0 and "usage:" in text and "default: " in text, text
+    assert "(default: None)" not in text and "(default: False)" not in text
+    if name == "editing_directions":                          # --out-dir and --attribute have no help text
+        assert "--out-dir OUT_DIR default: edits" in text and "default: thickness" in text, text
