@@ -20,17 +20,15 @@ still reads as their original class. Closed form: the strongest SeFa direction o
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import torch
 
 import ghfeat
-from ghfeat.cli import HelpFormatter
 from ghfeat import editing
 from ghfeat._io import atomic_open
-from ghfeat._script import check_args, run
+from ghfeat._script import check_args, parser, run
 from ghfeat.eval import classifier
 from ghfeat.data import mnist_dataset
 
@@ -39,7 +37,7 @@ measure = editing.measure_attribute     # thickness / slant / brightness of digi
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--data", required=True, help="folder with the MNIST IDX files (get them with: ghfeat download-data mnist --out DIR)")
     ap.add_argument("--model", default="mnist32")
     ap.add_argument("--checkpoint", help="local encoder weights")
@@ -50,10 +48,10 @@ def main(argv=None) -> int:
     # v3's codes sit on the generator's manifold, where a unit step moves a digit about a quarter as
     # far as v1's did: at +-12 the edits show and the class holds (docs/examples.md)
     ap.add_argument("--strengths", type=float, nargs="+", default=[-24, -12, 0, 12, 24],
-                    help="multiples of the unit direction (default: %(default)s)")
+                    help="multiples of the unit direction")
     ap.add_argument("--sefa-levels", type=int, nargs="*", default=[3, 5, 7])
     ap.add_argument("--sefa-strengths", type=float, nargs="+", default=[-32, -16, 0, 16, 32],
-                    help="multiples of each level's unit SeFa direction (default: %(default)s)")
+                    help="multiples of each level's unit SeFa direction")
     ap.add_argument("--n-fit", type=int, default=5000, help="training digits the direction is fitted on")
     ap.add_argument("--n-eval", type=int, default=500, help="test digits edited and measured")
     ap.add_argument("--n-show", type=int, default=8, help="digits shown per grid")

@@ -12,17 +12,15 @@ levels concatenated in the order given.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import ghfeat
-from ghfeat.cli import HelpFormatter
 from ghfeat._images import list_image_files
 from ghfeat._io import atomic_open
-from ghfeat._script import check_args, run
+from ghfeat._script import check_args, parser, run
 from ghfeat.api import parse_levels
 
 
@@ -35,7 +33,7 @@ def build_encoder(name: str, checkpoint: str | None, random_weights: bool):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
     ap.add_argument("--model", default="mnist32", help="encoder registry name (ghfeat list --kind encoder)")
     ap.add_argument("--checkpoint", help="local encoder weights (.safetensors or a saved folder)")

@@ -25,16 +25,14 @@ training digits). Features per pixel:
 """
 from __future__ import annotations
 
-import argparse
 import json
 
 import torch
 import torch.nn.functional as F
 
 import ghfeat
-from ghfeat.cli import HelpFormatter
 from ghfeat._io import atomic_open
-from ghfeat._script import check_args, run
+from ghfeat._script import check_args, parser, run
 from ghfeat.data import mnist_dataset
 
 NUM_CLASSES = 3
@@ -129,7 +127,7 @@ def evaluate(kind, model, test_x, test_y, enc, gen, levels, chunk: int = 50) -> 
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--data", required=True, help="folder with the MNIST IDX files (train-/t10k-...-ubyte[.gz]) (get them with: ghfeat download-data mnist --out DIR)")
     ap.add_argument("--model", default="mnist32", help="encoder registry name (its paired generator is used)")
     ap.add_argument("--checkpoint", default=None, help="encoder weights")

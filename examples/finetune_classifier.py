@@ -19,7 +19,6 @@ probe does. Adam, batch 64, cosine schedule; the number of steps is ``max(--step
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
@@ -31,9 +30,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import ghfeat
-from ghfeat.cli import HelpFormatter
 from ghfeat._io import atomic_open, atomic_output
-from ghfeat._script import check_args, run
+from ghfeat._script import check_args, parser, run
 from ghfeat.data import mnist_dataset
 
 MODES = ("frozen", "finetune", "scratch")
@@ -149,7 +147,7 @@ def plot_results(results: dict[str, dict[str, float]], path, lo: float = 40.0) -
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--data", required=True, help="folder with the MNIST IDX files (get them with: ghfeat download-data mnist --out DIR)")
     ap.add_argument("--model", default="mnist32")
     ap.add_argument("--checkpoint", help="local encoder weights (.safetensors or a saved folder)")

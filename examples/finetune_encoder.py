@@ -15,7 +15,6 @@ and a grid ``<run-dir>/finetune.png`` with rows: inputs, reconstructions before,
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -23,9 +22,8 @@ import torch
 from PIL import Image
 
 import ghfeat
-from ghfeat.cli import HelpFormatter
 from ghfeat._io import atomic_open
-from ghfeat._script import check_args, run
+from ghfeat._script import check_args, parser, run
 from ghfeat.train import TrainConfig, train
 
 
@@ -62,7 +60,7 @@ def reconstruction_mse(images: torch.Tensor, encoder, generator) -> tuple[float,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    ap = parser(__doc__)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--from-idx", help="IDX data set folder (e.g. data/fashion-mnist): exported to PNGs")
     src.add_argument("--train-dir", help="folder of training images")

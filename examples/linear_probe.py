@@ -18,7 +18,6 @@ L = most abstract).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
@@ -26,9 +25,8 @@ import torch
 import torch.nn.functional as F
 
 import ghfeat
-from ghfeat.cli import HelpFormatter
 from ghfeat._io import atomic_open
-from ghfeat._script import check_args, run
+from ghfeat._script import check_args, parser, run
 from ghfeat.data import mnist_dataset
 from ghfeat.eval.probe import linear_probe as lbfgs_probe
 
@@ -80,7 +78,7 @@ def probe(args, x_train, y_train, x_test, y_test) -> tuple[float, str]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--data", required=True, help="folder with the MNIST / Fashion-MNIST IDX files (get them with: ghfeat download-data mnist --out DIR)")
     ap.add_argument("--model", default="mnist32")
     ap.add_argument("--checkpoint", help="local encoder weights (.safetensors or a saved folder)")

@@ -13,16 +13,14 @@ top neighbours by the finest levels, by the coarsest levels and by all levels.
 """
 from __future__ import annotations
 
-import argparse
 import json
 
 import torch
 import torch.nn.functional as F
 
 import ghfeat
-from ghfeat.cli import HelpFormatter
 from ghfeat._io import atomic_open
-from ghfeat._script import check_args, run
+from ghfeat._script import check_args, parser, run
 from ghfeat.data import mnist_dataset
 
 
@@ -63,7 +61,7 @@ def level_groups(levels: list[int]) -> dict[str, list[int]]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--data", required=True, help="folder with the MNIST / Fashion-MNIST IDX files (get them with: ghfeat download-data mnist --out DIR)")
     ap.add_argument("--model", default="mnist32")
     ap.add_argument("--checkpoint", help="local encoder weights (.safetensors or a saved folder)")

@@ -9,14 +9,12 @@ image j's (high levels carry shape/pose, low levels colour). Default levels: the
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 
 import ghfeat
-from ghfeat.cli import HelpFormatter
-from ghfeat._script import check_args, run
+from ghfeat._script import check_args, parser, run
 
 DIGITS = Path(ghfeat.__file__).parent / "assets" / "mnist_test_digits.png"
 
@@ -28,7 +26,7 @@ def bundled_digits() -> torch.Tensor:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--content", nargs="*", help="content images (default: bundled digits 0-4)")
     ap.add_argument("--style", nargs="*", help="style images (default: bundled digits 5-9)")
     ap.add_argument("--levels", type=int, nargs="*", help="levels taken from the style (default: upper half)")

@@ -4,13 +4,22 @@ and exit status 2 (``--debug`` for the traceback), arguments checked before any 
     if __name__ == "__main__":
         raise SystemExit(run(main, "linear_probe.py"))
 
+    ap = parser(__doc__)
     args = ap.parse_args(argv)
     check_args(args, device="--device", at_least={"--limit": 1}, outputs={"--json": False})
 """
 from __future__ import annotations
 
+import argparse
 import math
 import sys
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """An example script's parser: the docstring's first paragraph as description, and ``--help``
+    showing defaults as every ``ghfeat`` subcommand does."""
+    from .cli import HelpFormatter
+    return argparse.ArgumentParser(description=doc.split("\n\n")[0].strip(), formatter_class=HelpFormatter)
 
 
 def run(main, prog: str, argv=None) -> int:
