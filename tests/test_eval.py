@@ -214,6 +214,63 @@ def test_generator_and_probe_subcommands_print_json(fake_mnist, capsys):
     assert res["probe"]["level_1"]["dim"] == 32 and res["probe"]["level_8"]["dim"] == 64   # finest / coarsest
 
 
+class _ToyG(torch.nn.Module):
+    """A hand-built "generator" with 8 layers (levels 8..1 = layers 0..7): w in R^10 is its own
+    code (identity mapping), and the image shows the class argmax(w) of one chosen layer's w as a
+    bright pixel at row 0, column class."""
+
+    z_dim, num_layers = 10, 8
+
+    def __init__(self, class_layer: int):
+        super().__init__()
+        self.class_layer = class_layer
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def mapping(self, z):
+        return z
+
+    def generate(self, w=None, w_plus=None):
+        w = w if w_plus is None else w_plus[:, self.class_layer]
+        img = -torch.ones(len(w), 1, 32, 32)
+        img[torch.arange(len(w)), 0, 0, w.argmax(1)] = 1.0
+        return img
+
+
+class _ToyClassifier(torch.nn.Module):
+    """Reads the class off row 0 of the toy images: logits = 20 * pixels 0..9."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Identity()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def features(self, x):
+        return 20 * x[:, 0, 0, :10]
+
+
+@pytest.mark.parametrize("class_layer, expected", [
+    (0, {"5-8": 1.0, "1-4": 1.0, "7-8": 1.0}),   # class set by the coarsest layer (level 8): hierarchical
+    (7, {"5-8": 0.0, "1-4": 0.0, "7-8": 0.0}),   # by the finest (level 1): every split goes the wrong way
+    (3, {"5-8": 1.0, "1-4": 1.0, "7-8": 0.0}),   # by level 5: B's 5-8 carry it, B's 7-8 do not
+])
+def test_w_space_mixing_on_a_hand_built_generator(class_layer, expected):
+    from ghfeat.eval.mixing import w_space_mixing
+    res = w_space_mixing(_ToyG(class_layer), n_pairs=50, seed=3, clf=_ToyClassifier())
+    assert res["sample_confidence"] == pytest.approx(1.0)
+    for split, rate in expected.items():
+        r = res["w_space"][split]
+        assert r["expected_rate"] == rate, split
+        assert r["reads_as_A"] + r["reads_as_B"] == pytest.approx(1.0)   # the class is A's or B's, never a third
+
+
+def test_generator_mixing_option(fake_mnist, capsys):
+    assert main(["eval", "generator", "stylegan-mnist32", "--data", fake_mnist, "-n", "12", "--mixing", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "w-space style mixing (6 pairs" in out and "B's levels 5-8" in out
+    assert main(["eval", "generator", "stylegan-mnist32", "--data", fake_mnist, "-n", "12", "--mixing", "0"]) == 2
+    one_line_error(capsys, "--mixing must be a whole number >= 1")
+
+
 # -- errors ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("argv, needle", [

@@ -217,6 +217,12 @@ def format_sections(card: dict) -> list[str]:
         lines.append(f"{'1-NN':<28}features {_pct(k['features']['top1'])}, raw pixels {_pct(k['pixels']['top1'])}")
     if "mixing" in card:
         m = card["mixing"]
+        if "encoded" not in m:  # the generator alone (ghfeat eval generator --mixing)
+            lines.append(f"w-space style mixing ({m['n_pairs']} pairs of samples; expected class, confidence; "
+                         f"samples {m['sample_confidence']:.3f})")
+            lines += [f"  B's levels {s} -> {r['expected']:<10}{_pct(r['expected_rate']):>7} {r['confidence']:.3f}"
+                      for s, r in m["w_space"].items()]
+            return lines
         lines.append(f"style mixing ({m['n_pairs']} pairs; expected class, confidence; real digits "
                      f"{m['real_confidence']:.3f})")
         for s, r in m["encoded"].items():

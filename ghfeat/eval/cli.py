@@ -1,6 +1,7 @@
 """``ghfeat eval ...``: the evaluation suite on the command line.
 
     ghfeat eval generator stylegan-mnist32 --data mnist:DIR --floor   FD, class entropy, confidence, per-class %
+    ghfeat eval generator stylegan-mnist32 --data mnist:DIR --mixing 1000   + its own w-space style mixing
     ghfeat eval encoder mnist32 --data mnist:DIR                      reconstruction MSE, class agreement, FD
     ghfeat eval probe mnist32 --data mnist:DIR [--per-level]          linear probe (converged L-BFGS)
     ghfeat eval knn mnist32 --data mnist:DIR                          1-NN on features and on raw pixels
@@ -126,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--floor", action="store_true", help="also real train images vs the test set")
     p.add_argument("--diagnose", action="store_true",
                    help="also: where samples differ from the data on average (artefact location)")
+    p.add_argument("--mixing", type=_int, default=None, metavar="PAIRS",
+                   help="also its own w-space style mixing on PAIRS pairs of samples (how hierarchical G is)")
     p.add_argument("--discriminator", help="also check whether this D (folder, checkpoint or model name) uses its "
                    "minibatch-stddev statistic")
 
@@ -183,6 +186,8 @@ def eval_main(argv: list[str] | None = None) -> int:
         check_count(args.n, "-n")
     if getattr(args, "pairs", None) is not None:
         check_count(args.pairs, "--pairs", 1)
+    if getattr(args, "mixing", None) is not None:
+        check_count(args.mixing, "--mixing", 1)
     if getattr(args, "limit", None) is not None:
         check_count(args.limit, "--limit", 10)
     if getattr(args, "truncation_psi", None) is not None:
@@ -219,7 +224,7 @@ def eval_main(argv: list[str] | None = None) -> int:
 
 def _run(args, clf) -> dict:
     from . import card as C
-    from .mixing import style_mixing_quality
+    from .mixing import style_mixing_quality, w_space_mixing
     from .quality import batch_statistic_check, generate, generator_quality, mean_image_gap, real_floor
     from .quality import reconstruction_quality
 
@@ -230,6 +235,8 @@ def _run(args, clf) -> dict:
                                               truncation_psi=args.truncation_psi, clf=clf, progress=True)}
         if args.floor:
             res["real_floor"] = real_floor(args.data, n=args.n, clf=clf)
+        if args.mixing is not None:
+            res["mixing"] = {"n_pairs": args.mixing, **w_space_mixing(G, args.mixing, seed=args.seed, clf=clf)}
         if args.diagnose:
             res["mean_image_gap"] = mean_image_gap(generate(G, min(args.n, 5000), seed=args.seed), args.data)
         if D is not None:

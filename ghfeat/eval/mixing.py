@@ -58,7 +58,7 @@ def style_mixing_quality(encoder, generator, data: str, n_pairs: int = 2000, see
     as encoding the pairs' digits here, up to float rounding: on several CPU threads the encoder's
     rounding depends on the batch it sees, so mean confidences can differ in the 7th digit).
     """
-    from .._codes import level_to_layer, mix_codes
+    from .._codes import mix_codes
     from ..api import decode, encode
     n_pairs = check_count(n_pairs, "--pairs", 1)
     clf = clf or load_classifier()
@@ -79,15 +79,31 @@ def style_mixing_quality(encoder, generator, data: str, n_pairs: int = 2000, see
            "encoded": _mix_table(lambda lv: decode(mix_codes(ca, cb, list(lv)), generator, batch_size=250),
                                  labels[a], labels[b], clf)}
     if w_space:
-        G = generator
-        was = G.training
-        G.eval()
+        res.update(w_space_mixing(generator, n_pairs, seed=seed, clf=clf))
+    return res
+
+
+@torch.inference_mode()
+def w_space_mixing(generator, n_pairs: int = 2000, seed: int = 0, clf: MNISTClassifier | None = None) -> dict:
+    """The generator's own style mixing, no encoder involved: ``4 * n_pairs`` samples of G
+    (``psi = 1``), classes by the classifier; ``n_pairs`` pairs of different predicted classes;
+    for each split of :data:`MIXING_SPLITS` the layers of B's levels take B's ``w``, the rest A's.
+    Returns ``{"w_space": {split: table}, "sample_confidence": mean confidence on the samples}``:
+    how hierarchical G is, the ceiling of any encoder's y-space mixing (``seed + 1`` draws the
+    latents, ``seed + 2`` the pairs, as in :func:`style_mixing_quality`)."""
+    from .._codes import level_to_layer
+    n_pairs = check_count(n_pairs, "--pairs", 1)
+    clf = clf or load_classifier()
+    G = generator
+    was = G.training
+    G.eval()
+    try:
         g = torch.Generator().manual_seed(seed + 1)
         dev = next(G.parameters()).device
         z = torch.randn(4 * n_pairs, G.z_dim, generator=g).to(dev)
         w = torch.cat([G.mapping(z[i:i + 500]) for i in range(0, len(z), 500)])
         imgs = torch.cat([G.generate(w=w[i:i + 500]) for i in range(0, len(w), 500)]).float().cpu()
-        _, pred, _ = classify(clf, imgs.clamp(-1, 1))
+        _, pred, conf = classify(clf, imgs.clamp(-1, 1))
         ga, gb = _pairs(pred, n_pairs, seed + 2)
         L = G.num_layers
 
@@ -97,7 +113,6 @@ def style_mixing_quality(encoder, generator, data: str, n_pairs: int = 2000, see
             w_plus[:, rows] = w[gb].unsqueeze(1)
             return torch.cat([G.generate(w_plus=w_plus[i:i + 500]) for i in range(0, n_pairs, 500)]).float().cpu()
 
-        res["w_space"] = _mix_table(mixed_w, pred[ga], pred[gb], clf)
-        res["sample_confidence"] = float(classify(clf, imgs.clamp(-1, 1))[2].mean())
+        return {"w_space": _mix_table(mixed_w, pred[ga], pred[gb], clf), "sample_confidence": float(conf.mean())}
+    finally:
         G.train(was)
-    return res
