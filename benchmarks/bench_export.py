@@ -32,7 +32,6 @@ def main(argv=None) -> None:
 
     import ghfeat
     from ghfeat.export import _exportable, example_input, export, exported_max_abs_diff
-    from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
 
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)

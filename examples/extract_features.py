@@ -25,7 +25,6 @@ from ghfeat.api import parse_levels
 
 
 def build_encoder(name: str, checkpoint: str | None, random_weights: bool):
-    from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
     if random_weights:
         print("!! --random-weights: the encoder is randomly initialised; the features are meaningless")
         return ghfeat.create_encoder(name)

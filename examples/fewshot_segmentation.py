@@ -40,7 +40,6 @@ KINDS = ("pixels", "backbone", "ghfeat", "ghfeat-raw")
 
 
 def build_models(name: str, checkpoint, generator_checkpoint, random_weights: bool):
-    from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
     if random_weights:
         print("!! --random-weights: randomly initialised encoder and generator; the IoUs measure random features")
         enc = ghfeat.create_encoder(name)

@@ -32,7 +32,6 @@ from ghfeat.eval.probe import linear_probe as lbfgs_probe
 
 
 def build_encoder(name: str, checkpoint: str | None, random_weights: bool):
-    from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
     if random_weights:
         print("!! --random-weights: randomly initialised encoder; accuracies measure random features")
         return ghfeat.create_encoder(name)

@@ -42,7 +42,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     check_args(args, outputs={"--out": False})
 
-    from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
     pre = not args.random_weights
     if not pre:
         print("!! --random-weights: encoder and generator are randomly initialised; the grid is meaningless")

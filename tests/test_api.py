@@ -12,7 +12,6 @@ from PIL import Image
 import ghfeat
 from ghfeat import _models, api
 from ghfeat.api import level_to_layer, layer_to_level, parse_levels
-from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
 from _helpers import write_fake_mnist
 
 

@@ -15,7 +15,6 @@ from PIL import Image
 
 import ghfeat
 from ghfeat.cli import main
-from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
 from ghfeat.pretrained import WeightsError
 from _helpers import one_line_error
 

@@ -7,7 +7,6 @@ import torch
 import ghfeat
 from ghfeat import editing
 from ghfeat.api import decode, encode
-from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
 
 
 @pytest.fixture(scope="module")

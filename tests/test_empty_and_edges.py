@@ -8,7 +8,6 @@ import torch
 
 import ghfeat
 from ghfeat import editing
-from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
 
 N0 = torch.zeros(0, 3, 32, 32)
 

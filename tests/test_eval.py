@@ -15,7 +15,6 @@ import torch
 import ghfeat
 from ghfeat.cli import main
 from ghfeat.eval import classifier, probe, quality, stats
-from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
 
 from _helpers import one_line_error, write_fake_mnist as _write_fake_mnist
 

@@ -14,7 +14,6 @@ import torch
 import ghfeat
 from ghfeat.cli import main
 from ghfeat.export import export, exported_max_abs_diff, load_exported
-from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
 
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
 FORMATS = ["torchscript", "exported-program",

@@ -28,7 +28,6 @@ import ghfeat
 from ghfeat import _io, pretrained
 from ghfeat._io import WriteError, atomic_output, atomic_write_bytes
 from ghfeat.cli import main
-from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
 from ghfeat.pretrained import WeightsCorruptError
 from ghfeat.train import checkpoint as ck
 from ghfeat.train.config import TrainConfig

@@ -7,7 +7,6 @@ import torch.nn.functional as F
 
 import ghfeat
 from ghfeat.api import encode
-from ghfeat.models import encoder_zoo  # noqa: F401  (registers the encoders)
 
 
 @pytest.fixture(scope="module")
