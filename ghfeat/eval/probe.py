@@ -57,8 +57,18 @@ def standardize(train: torch.Tensor, *others: torch.Tensor):
     return tuple((t - mean) / std for t in (train, *others))
 
 
-def _objective(x, y, W, b, l2):
-    return F.cross_entropy(x @ W + b, y) + 0.5 * l2 * W.square().sum()
+@torch.no_grad()
+def _objective_and_grad(x, y, W, b, l2):
+    """The objective and its gradient in closed form: with ``P = softmax(x W + b)`` and ``Y`` the
+    one-hot labels, ``dW = x^T (P - Y) / N + l2 W`` and ``db = sum_n (P - Y) / N``. ``dW`` is
+    formed as ``((P - Y)^T x)^T``: the same product, but a GEMM that reads ``x`` in its own row
+    order (autograd's ``x^T @ grad`` ran 5-10x slower on one core for 60,000 x 1,024 float64)."""
+    z = torch.addmm(b, x, W)
+    loss = F.cross_entropy(z, y) + 0.5 * l2 * W.square().sum()
+    g = z.softmax(1)
+    g[torch.arange(len(y)), y] -= 1
+    g /= len(y)
+    return loss, (g.t() @ x).t().contiguous() + l2 * W, g.sum(0)
 
 
 def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, l2: float, *, num_classes: int | None = None,
@@ -81,21 +91,15 @@ def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, l2: float, *, num_
     if init is not None:
         W.copy_(init[0])
         b.copy_(init[1])
-    W.requires_grad_(True)
-    b.requires_grad_(True)
     opt = torch.optim.LBFGS([W, b], lr=1, max_iter=max_iter, max_eval=2 * max_iter, tolerance_grad=tol,
                             tolerance_change=1e-20, history_size=20, line_search_fn="strong_wolfe")
 
     def closure():
-        opt.zero_grad()
-        loss = _objective(x, y, W, b, l2)
-        loss.backward()
+        loss, W.grad, b.grad = _objective_and_grad(x, y, W, b, l2)
         return loss
 
-    with torch.enable_grad():
-        opt.step(closure)
-        loss = _objective(x, y, W, b, l2)
-        gW, gb = torch.autograd.grad(loss, [W, b])
+    opt.step(closure)
+    loss, gW, gb = _objective_and_grad(x, y, W, b, l2)
     grad_max = float(max(gW.abs().max(), gb.abs().max()))
     iters = int(opt.state[opt._params[0]].get("n_iter", 0))
     return {"W": W.detach(), "b": b.detach(), "loss": float(loss.detach()), "grad_max": grad_max,
