@@ -222,13 +222,14 @@ def format_sections(card: dict) -> list[str]:
                          f"samples {m['sample_confidence']:.3f})")
             lines += [f"  B's levels {s} -> {r['expected']:<10}{_pct(r['expected_rate']):>7} {r['confidence']:.3f}"
                       for s, r in m["w_space"].items()]
-            return lines
-        lines.append(f"style mixing ({m['n_pairs']} pairs; expected class, confidence; real digits "
-                     f"{m['real_confidence']:.3f})")
-        for s, r in m["encoded"].items():
-            line = f"  B's levels {s} -> {r['expected']:<10}y-space {_pct(r['expected_rate']):>7} {r['confidence']:.3f}"
-            if "w_space" in m:
-                w = m["w_space"][s]
-                line += f"   w-space (ceiling) {_pct(w['expected_rate']):>7} {w['confidence']:.3f}"
-            lines.append(line)
+        else:
+            lines.append(f"style mixing ({m['n_pairs']} pairs; expected class, confidence; real digits "
+                         f"{m['real_confidence']:.3f})")
+            for s, r in m["encoded"].items():
+                line = (f"  B's levels {s} -> {r['expected']:<10}y-space {_pct(r['expected_rate']):>7} "
+                        f"{r['confidence']:.3f}")
+                if "w_space" in m:
+                    w = m["w_space"][s]
+                    line += f"   w-space (ceiling) {_pct(w['expected_rate']):>7} {w['confidence']:.3f}"
+                lines.append(line)
     return lines
