@@ -236,7 +236,7 @@ def _run(args, clf) -> dict:
         if args.floor:
             res["real_floor"] = real_floor(args.data, n=args.n, clf=clf)
         if args.mixing is not None:
-            res["mixing"] = {"n_pairs": args.mixing, **w_space_mixing(G, args.mixing, seed=args.seed, clf=clf)}
+            res["mixing"] = w_space_mixing(G, args.mixing, seed=args.seed, clf=clf)
         if args.diagnose:
             res["mean_image_gap"] = mean_image_gap(generate(G, min(args.n, 5000), seed=args.seed), args.data)
         if D is not None:

@@ -88,7 +88,7 @@ def w_space_mixing(generator, n_pairs: int = 2000, seed: int = 0, clf: MNISTClas
     """The generator's own style mixing, no encoder involved: ``4 * n_pairs`` samples of G
     (``psi = 1``), classes by the classifier; ``n_pairs`` pairs of different predicted classes;
     for each split of :data:`MIXING_SPLITS` the layers of B's levels take B's ``w``, the rest A's.
-    Returns ``{"w_space": {split: table}, "sample_confidence": mean confidence on the samples}``:
+    Returns ``{"n_pairs", "w_space": {split: table}, "sample_confidence": mean confidence on the samples}``:
     how hierarchical G is, the ceiling of any encoder's y-space mixing (``seed + 1`` draws the
     latents, ``seed + 2`` the pairs, as in :func:`style_mixing_quality`)."""
     from .._codes import level_to_layer
@@ -113,6 +113,7 @@ def w_space_mixing(generator, n_pairs: int = 2000, seed: int = 0, clf: MNISTClas
             w_plus[:, rows] = w[gb].unsqueeze(1)
             return torch.cat([G.generate(w_plus=w_plus[i:i + 500]) for i in range(0, n_pairs, 500)]).float().cpu()
 
-        return {"w_space": _mix_table(mixed_w, pred[ga], pred[gb], clf), "sample_confidence": float(conf.mean())}
+        return {"n_pairs": n_pairs, "w_space": _mix_table(mixed_w, pred[ga], pred[gb], clf),
+                "sample_confidence": float(conf.mean())}
     finally:
         G.train(was)
